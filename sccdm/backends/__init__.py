@@ -1,0 +1,80 @@
+"""Channel-service backends: what sits between the transmitter's symbols and the receiver.
+
+Every backend takes power-normalised symbols and returns what a receiver gets:
+the received symbols, the channel state information it may use (genie or
+estimated), and the noise variance it should assume. The gRPC channel service
+picks one by name (env ``SCCDM_CHANNEL_BACKEND``); all share one API so a real
+radio link plugs in where the emulator was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from ..channels import ChannelConfig, apply_channel
+
+__all__ = ["ChannelResult", "ChannelBackend", "EmulatedBackend", "register", "get_backend", "BACKENDS"]
+
+
+@dataclass
+class ChannelResult:
+    """What the receiver gets for a batch.
+
+    y: complex64 [B, k] received symbols (0 where erased); h: complex64 [B, k] or
+    None, the CSI the receiver may equalise with; noise_var: float32 [B], sigma^2
+    per complex symbol the receiver should assume; snr_db: float32 [B], the SNR the
+    receiver knows or estimated; csi_source: "genie", "estimated" or "none";
+    mask: bool [B, k] or None, symbols known to be lost; extras: backend facts
+    (overhead symbols, CFO estimate, ...), JSON-serialisable.
+    """
+
+    y: torch.Tensor
+    h: torch.Tensor | None
+    noise_var: torch.Tensor
+    snr_db: torch.Tensor
+    csi_source: str = "genie"
+    mask: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+
+class ChannelBackend(Protocol):
+    name: str
+
+    def transmit(self, symbols: torch.Tensor, cfg: ChannelConfig, generator: torch.Generator | None) -> ChannelResult:
+        """symbols: complex64 [B, k], power-normalised per image."""
+        ...
+
+
+class EmulatedBackend:
+    """The channel models of :mod:`sccdm.channels` with genie CSI."""
+
+    name = "emulated"
+
+    def transmit(self, symbols, cfg, generator):
+        out = apply_channel(symbols, cfg, generator)
+        snr = torch.full((symbols.shape[0],), float(cfg.snr_db))
+        h = out.h if cfg.kind != "awgn" and cfg.csi != "none" else None
+        return ChannelResult(y=out.y, h=h, noise_var=out.noise_var, snr_db=snr,
+                             csi_source="genie" if h is not None else "none", mask=out.mask)
+
+
+BACKENDS: dict[str, Callable[[], ChannelBackend]] = {"emulated": EmulatedBackend}
+
+
+def register(name: str, factory: Callable[[], ChannelBackend]) -> None:
+    BACKENDS[name] = factory
+
+
+def get_backend(name: str) -> ChannelBackend:
+    if name not in BACKENDS:
+        # backends with heavy dependencies register on import
+        import importlib
+        try:
+            importlib.import_module(f"sccdm.backends.{name}")
+        except ImportError:
+            pass
+    if name not in BACKENDS:
+        raise ValueError(f"unknown channel backend {name!r}; known: {sorted(BACKENDS)}")
+    return BACKENDS[name]()

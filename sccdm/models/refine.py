@@ -1,0 +1,298 @@
+"""Compact diffusion refinement (SC-CDM section III-B, after DiffIR).
+
+* :class:`PriorNet` (N1, DiffIR's CPEN): pixel-unshuffled image -> prior vector Z
+  of size ``4 * prior_ch``. The teacher (N1-S1) sees concat(I, S_hat), the
+  student (N1-S2) sees S_hat alone and provides the diffusion's condition.
+* :class:`Restorer` (N2, DiffIR's DIRformer): a 4-level U-Net of dynamic
+  transformer blocks; each block is DMTA (transposed / channel attention with
+  L2-normalised q, k and a learned temperature) + DGFN (gated feed-forward with a
+  depthwise conv), and the prior modulates the layer-normed features
+  ``LN(x) * gamma + beta`` before each of them.
+* :class:`PriorDiffusion`: T = 4 steps on Z only, betas linear 0.1 -> 0.99
+  (DiffIR: ``linspace(sqrt 0.1, sqrt 0.99, T) ** 2``), an MLP denoiser on
+  concat(condition, t, Z_t) that predicts Z_0; sampling runs all T reverse steps
+  with the posterior mean.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["RefinerConfig", "PriorNet", "Restorer", "PriorDiffusion", "Refiner", "REFINER_PRESETS"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over channels of an NCHW tensor."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.1, True),
+                                  nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+# --------------------------------------------------------------------------- N1
+
+class PriorNet(nn.Module):
+    """N1: image(s) float [B, in_images*3, H, W] -> prior Z float [B, 4 * prior_ch]."""
+
+    def __init__(self, in_images: int, prior_ch: int, width: int, n_res: int, max_ch: int):
+        super().__init__()
+        cin = in_images * 3 * 16
+        layers = [nn.Conv2d(cin, width, 3, padding=1), nn.LeakyReLU(0.1, True)]
+        layers += [ResBlock(width) for _ in range(n_res)]
+        ch = width
+        for _ in range(2):
+            nxt = min(ch * 2, max_ch)
+            layers += [nn.Conv2d(ch, nxt, 3, stride=2, padding=1), nn.LeakyReLU(0.1, True)]
+            ch = nxt
+        self.body = nn.Sequential(*layers)
+        self.mlp = nn.Sequential(nn.Linear(ch, 4 * prior_ch), nn.LeakyReLU(0.1, True),
+                                 nn.Linear(4 * prior_ch, 4 * prior_ch), nn.LeakyReLU(0.1, True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, (-w) % 4, 0, (-h) % 4), mode="replicate")
+        x = F.pixel_unshuffle(x, 4)
+        return self.mlp(self.body(x).mean(dim=(2, 3)))
+
+
+# --------------------------------------------------------------------------- N2 blocks
+
+class DMTA(nn.Module):
+    """Multi-head transposed (channel) attention with a learned temperature."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=False)
+        self.dw = nn.Conv2d(dim * 3, dim * 3, 3, padding=1, groups=dim * 3, bias=False)
+        self.proj = nn.Conv2d(dim, dim, 1, bias=False)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.dw(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = (t.reshape(b, self.heads, c // self.heads, h * w) for t in (q, k, v))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+        return self.proj((attn @ v).reshape(b, c, h, w))
+
+
+class DGFN(nn.Module):
+    """Gated feed-forward: GELU(x1) * x2 after a depthwise 3x3 conv."""
+
+    def __init__(self, dim: int, expansion: float):
+        super().__init__()
+        hidden = int(dim * expansion)
+        self.inp = nn.Conv2d(dim, hidden * 2, 1, bias=False)
+        self.dw = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=False)
+        self.out = nn.Conv2d(hidden, dim, 1, bias=False)
+
+    def forward(self, x):
+        x1, x2 = self.dw(self.inp(x)).chunk(2, dim=1)
+        return self.out(F.gelu(x1) * x2)
+
+
+class DynamicBlock(nn.Module):
+    """LN -> prior modulation -> DMTA, LN -> prior modulation -> DGFN, both residual."""
+
+    def __init__(self, dim: int, heads: int, expansion: float, prior_dim: int):
+        super().__init__()
+        self.norm1, self.norm2 = ChannelLayerNorm(dim), ChannelLayerNorm(dim)
+        self.mod1 = nn.Linear(prior_dim, 2 * dim, bias=False)
+        self.mod2 = nn.Linear(prior_dim, 2 * dim, bias=False)
+        self.attn = DMTA(dim, heads)
+        self.ffn = DGFN(dim, expansion)
+
+    @staticmethod
+    def _modulate(x, mod, z):
+        gamma, beta = mod(z)[:, :, None, None].chunk(2, dim=1)
+        return x * gamma + beta
+
+    def forward(self, x, z):
+        x = x + self.attn(self._modulate(self.norm1(x), self.mod1, z))
+        return x + self.ffn(self._modulate(self.norm2(x), self.mod2, z))
+
+
+class Level(nn.Module):
+    def __init__(self, dim, n, heads, expansion, prior_dim):
+        super().__init__()
+        self.blocks = nn.ModuleList(DynamicBlock(dim, heads, expansion, prior_dim) for _ in range(n))
+
+    def forward(self, x, z):
+        for b in self.blocks:
+            x = b(x, z)
+        return x
+
+
+class Restorer(nn.Module):
+    """N2: S_hat float [B, 3, H, W] + prior Z [B, prior_dim] -> refined image [B, 3, H, W]."""
+
+    def __init__(self, dim: int, blocks: tuple, heads: tuple, refine_blocks: int, expansion: float,
+                 prior_dim: int):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 3, padding=1)
+        dims = [dim * 2 ** i for i in range(4)]
+        self.enc = nn.ModuleList(Level(dims[i], blocks[i], heads[i], expansion, prior_dim) for i in range(3))
+        self.down = nn.ModuleList(nn.Sequential(nn.Conv2d(dims[i], dims[i] // 2, 3, padding=1, bias=False),
+                                                nn.PixelUnshuffle(2)) for i in range(3))
+        self.mid = Level(dims[3], blocks[3], heads[3], expansion, prior_dim)
+        self.up = nn.ModuleList(nn.Sequential(nn.Conv2d(dims[i + 1], dims[i + 1] * 2, 3, padding=1, bias=False),
+                                              nn.PixelShuffle(2)) for i in range(3))
+        # The top level keeps 2 * dim after the skip concat, as in DiffIR / Restormer.
+        self.fuse = nn.ModuleList([nn.Identity()] + [nn.Conv2d(dims[i] * 2, dims[i], 1, bias=False)
+                                                     for i in range(1, 3)])
+        top = dims[0] * 2
+        self.dec = nn.ModuleList([Level(top, blocks[0], heads[0], expansion, prior_dim)] +
+                                 [Level(dims[i], blocks[i], heads[i], expansion, prior_dim) for i in range(1, 3)])
+        self.refine = Level(top, refine_blocks, heads[0], expansion, prior_dim)
+        self.out = nn.Conv2d(top, 3, 3, padding=1)
+        # Zero init: the untrained restorer is the identity, so refinement starts at NSF quality.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, s_hat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h, w = s_hat.shape[-2:]
+        x = F.pad(s_hat, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
+        feat = self.embed(x)
+        skips = []
+        for lvl, down in zip(self.enc, self.down):
+            feat = lvl(feat, z)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.mid(feat, z)
+        for i in (2, 1, 0):
+            feat = torch.cat([self.up[i](feat), skips[i]], dim=1)
+            feat = self.dec[i](self.fuse[i](feat), z)
+        feat = self.refine(feat, z)
+        return (self.out(feat) + x)[..., :h, :w]
+
+
+# --------------------------------------------------------------------------- diffusion on Z
+
+class PriorDiffusion(nn.Module):
+    """T-step diffusion on the prior vector with an x0-predicting MLP denoiser."""
+
+    def __init__(self, prior_dim: int, steps: int = 4, hidden_mult: int = 2, layers: int = 5):
+        super().__init__()
+        self.steps = steps
+        betas = torch.linspace(0.1 ** 0.5, 0.99 ** 0.5, steps) ** 2
+        alphas = 1 - betas
+        abar = torch.cumprod(alphas, 0)
+        abar_prev = torch.cat([torch.ones(1), abar[:-1]])
+        self.register_buffer("betas", betas)
+        self.register_buffer("abar", abar)
+        self.register_buffer("abar_prev", abar_prev)
+        self.register_buffer("coef_x0", betas * abar_prev.sqrt() / (1 - abar))
+        self.register_buffer("coef_xt", (1 - abar_prev) * alphas.sqrt() / (1 - abar))
+        self.register_buffer("post_var", betas * (1 - abar_prev) / (1 - abar))
+        hid = prior_dim * hidden_mult
+        mods = [nn.Linear(prior_dim * 2 + 1, hid), nn.LeakyReLU(0.1, True)]
+        for _ in range(layers - 2):
+            mods += [nn.Linear(hid, hid), nn.LeakyReLU(0.1, True)]
+        mods += [nn.Linear(hid, prior_dim), nn.LeakyReLU(0.1, True)]
+        self.denoiser = nn.Sequential(*mods)
+
+    def q_sample(self, z0: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
+        return self.abar[t].sqrt() * z0 + (1 - self.abar[t]).sqrt() * noise
+
+    def predict_x0(self, zt: torch.Tensor, cond: torch.Tensor, t: int) -> torch.Tensor:
+        tt = torch.full((zt.shape[0], 1), t / max(self.steps - 1, 1), device=zt.device, dtype=zt.dtype)
+        return self.denoiser(torch.cat([cond, tt, zt], dim=1))
+
+    def sample(self, cond: torch.Tensor, z_start: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Run all T reverse steps (posterior mean) from Gaussian noise or ``z_start``."""
+        z = z_start if z_start is not None else torch.randn(cond.shape, generator=generator,
+                                                             device=cond.device, dtype=cond.dtype)
+        for t in reversed(range(self.steps)):
+            x0 = self.predict_x0(z, cond, t)
+            z = self.coef_x0[t] * x0 + self.coef_xt[t] * z if t > 0 else x0
+        return z
+
+
+# --------------------------------------------------------------------------- the module
+
+@dataclass
+class RefinerConfig:
+    prior_ch: int = 96               # C'; the prior vector has 4 * C' entries
+    n1_width: int = 64
+    n1_res: int = 4
+    n1_max_ch: int = 256
+    dim: int = 48
+    blocks: tuple = (3, 5, 6, 6)
+    heads: tuple = (1, 2, 4, 8)
+    refine_blocks: int = 4
+    expansion: float = 2.0
+    steps: int = 4
+
+    @property
+    def prior_dim(self) -> int:
+        return 4 * self.prior_ch
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RefinerConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class Refiner(nn.Module):
+    """N1 teacher + N1 student + diffusion + N2.
+
+    ``forward(s_hat)`` (inference) returns the refined image float [B, 3, H, W];
+    :meth:`stage1` and :meth:`stage2` return dicts for the two training stages.
+    """
+
+    def __init__(self, cfg: RefinerConfig):
+        super().__init__()
+        self.cfg = cfg
+        pd = cfg.prior_dim
+        self.teacher = PriorNet(2, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
+        self.student = PriorNet(1, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
+        self.diffusion = PriorDiffusion(pd, cfg.steps)
+        self.restorer = Restorer(cfg.dim, cfg.blocks, cfg.heads, cfg.refine_blocks, cfg.expansion, pd)
+
+    def stage1(self, image: torch.Tensor, s_hat: torch.Tensor) -> dict:
+        z0 = self.teacher(torch.cat([image, s_hat], dim=1))
+        return {"x_hat": self.restorer(s_hat, z0), "z0": z0}
+
+    def stage2(self, image: torch.Tensor, s_hat: torch.Tensor, generator=None) -> dict:
+        with torch.no_grad():
+            z0 = self.teacher(torch.cat([image, s_hat], dim=1))
+        cond = self.student(s_hat)
+        noise = torch.randn(z0.shape, generator=generator, device=z0.device)
+        z_t = self.diffusion.q_sample(z0, self.cfg.steps - 1, noise)
+        z_hat = self.diffusion.sample(cond, z_start=z_t)
+        return {"x_hat": self.restorer(s_hat, z_hat), "z_hat": z_hat, "z0": z0}
+
+    def forward(self, s_hat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        cond = self.student(s_hat)
+        z_hat = self.diffusion.sample(cond, generator=generator)
+        return self.restorer(s_hat, z_hat).clamp(0, 1)
+
+
+REFINER_PRESETS = {
+    "paper": RefinerConfig(),
+    "cpu": RefinerConfig(prior_ch=16, n1_width=32, n1_res=2, n1_max_ch=64, dim=16, blocks=(1, 1, 1, 2),
+                         heads=(1, 2, 4, 8), refine_blocks=1, expansion=2.0, steps=4),
+}

@@ -1,0 +1,118 @@
+"""The whole link in one process: encode -> symbols -> channel -> equalise -> decode -> refine.
+
+The services split exactly these functions across processes, so an image sent
+through the gRPC stack and through :func:`simulate` with the same seed gives the
+same symbols, bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .channels import ChannelConfig, ChannelOutput, apply_channel, equalize
+from .symbols import latent_to_symbols, symbols_to_latent
+
+__all__ = ["SCCDM", "Frame", "encode", "decode", "simulate", "as_snr"]
+
+
+class SCCDM(nn.Module):
+    """SC-CDM: a JSCC codec (Swin or DeepJSCC) plus an optional compact-diffusion refiner.
+
+    ``forward(image, snr_db)`` runs the codec with a noiseless channel and returns a
+    dict, like CompressAI models: ``{"latent", "s_hat", "x_hat"}``.
+    """
+
+    def __init__(self, codec: nn.Module, refiner: nn.Module | None = None, name: str = ""):
+        super().__init__()
+        self.codec, self.refiner, self.name = codec, refiner, name
+
+    @property
+    def cfg(self):
+        return self.codec.cfg
+
+    def encode(self, image: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        return self.codec.encode(image, snr_db)
+
+    def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size=None) -> torch.Tensor:
+        return self.codec.decode(latent, snr_db, size)
+
+    def refine(self, s_hat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.refiner is None:
+            raise ValueError(f"model {self.name!r} has no refinement module")
+        return self.refiner(s_hat, generator=generator)
+
+    def forward(self, image: torch.Tensor, snr_db: torch.Tensor) -> dict:
+        latent = self.encode(image, snr_db)
+        s_hat = self.decode(latent, snr_db, image.shape[-2:])
+        x_hat = self.refine(s_hat) if self.refiner is not None else s_hat
+        return {"latent": latent, "s_hat": s_hat, "x_hat": x_hat}
+
+
+@dataclass
+class Frame:
+    """What the transmitter emits for a batch.
+
+    symbols: complex64 [B, k], power-normalised per image; latent_shape: (C, h, w);
+    image_size: (H, W) before padding; snr_db: float [B], the SNR the encoder assumed.
+    """
+
+    symbols: torch.Tensor
+    latent_shape: tuple
+    image_size: tuple
+    snr_db: torch.Tensor
+
+
+def as_snr(snr_db, batch: int, device) -> torch.Tensor:
+    """A scalar or a per-image sequence -> float32 [B]."""
+    t = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    return t.expand(batch).clone() if t.ndim == 0 else t.reshape(batch)
+
+
+@torch.no_grad()
+def encode(model: nn.Module, images: torch.Tensor, snr_db, power: float = 1.0) -> Frame:
+    """images: float [B, 3, H, W] in [0, 1]; snr_db: float or float [B]."""
+    snr = as_snr(snr_db, images.shape[0], images.device)
+    latent = model.encode(images, snr)
+    return Frame(latent_to_symbols(latent, power), tuple(latent.shape[1:]), tuple(images.shape[-2:]), snr)
+
+
+@torch.no_grad()
+def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_db, refine: bool = False,
+           generator: torch.Generator | None = None) -> dict:
+    """z_hat: complex [B, k] equalised symbols; snr_db: float [B] the decoder assumes.
+
+    Returns ``{"s_hat": decoder output, "x_hat": refined output (or s_hat)}``, float [B, 3, H, W].
+    """
+    snr = as_snr(snr_db, z_hat.shape[0], z_hat.device)
+    s_hat = model.decode(symbols_to_latent(z_hat, tuple(latent_shape)), snr, tuple(image_size))
+    x_hat = model.refine(s_hat, generator=generator) if refine else s_hat
+    return {"s_hat": s_hat, "x_hat": x_hat}
+
+
+def transmit_train(model: nn.Module, images: torch.Tensor, snr_db: torch.Tensor, channel: ChannelConfig,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    """Differentiable link for training: returns the decoder output float [B, 3, H, W]."""
+    latent = model.encode(images, snr_db)
+    z = latent_to_symbols(latent)
+    out = apply_channel(z, channel, generator, snr_db=snr_db)
+    z_hat, eff = equalize(out.y, out.h, out.noise_var, channel.csi if channel.kind != "awgn" else "none", out.mask)
+    return model.decode(symbols_to_latent(z_hat, tuple(latent.shape[1:])), eff, tuple(images.shape[-2:]))
+
+
+@torch.no_grad()
+def simulate(model: nn.Module, images: torch.Tensor, channel: ChannelConfig, generator: torch.Generator | None = None,
+             tx_snr_db=None, refine: bool = False, refine_generator: torch.Generator | None = None) -> dict:
+    """Run the whole link in process.
+
+    tx_snr_db: the SNR the encoder assumes (default: the channel's, i.e. no mismatch).
+    Returns a dict: ``frame`` (:class:`Frame`), ``rx`` (:class:`ChannelOutput`),
+    ``eff_snr_db`` float [B], ``s_hat`` and ``x_hat`` float [B, 3, H, W].
+    """
+    frame = encode(model, images, channel.snr_db if tx_snr_db is None else tx_snr_db)
+    rx: ChannelOutput = apply_channel(frame.symbols, channel, generator)
+    csi = channel.csi if channel.kind != "awgn" else "none"
+    z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, csi, rx.mask)
+    out = decode(model, z_hat, frame.latent_shape, frame.image_size, eff, refine=refine, generator=refine_generator)
+    return {"frame": frame, "rx": rx, "eff_snr_db": eff, **out}
