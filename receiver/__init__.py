@@ -1,0 +1,1 @@
+"""The receiver service: received symbols -> equalised -> decoded -> refined image (``python -m receiver``)."""

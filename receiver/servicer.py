@@ -1,0 +1,135 @@
+"""sccdm.v1.Receiver: validate a received frame, then equalise, decode and refine (batched, see decode.py)."""
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+
+import torch
+
+from sccdm.channels import CSI_MODES
+from sccdm.rpc import sccdm_pb2 as pb
+from sccdm.rpc import sccdm_pb2_grpc
+from sccdm.serving import convert
+from sccdm.serving.batcher import DynamicBatcher
+from sccdm.serving.models import ModelStore, model_list_proto
+from sccdm.serving.server import Service, rpc, stream
+
+from .decode import RxItem, run_batch
+
+InvalidInput = convert.InvalidInput
+
+
+def expected_latent_shape(model, h: int, w: int) -> tuple | None:
+    fn = getattr(model.cfg, "latent_shape", None)
+    return tuple(fn(h, w)) if fn else None
+
+
+class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
+    name = "receiver"
+
+    def __init__(self, cfg, log):
+        super().__init__(cfg, log)
+        self.models = ModelStore(cfg.model, self.device)
+        self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
+                                      key=lambda it: it.key, size=lambda it: it.y.shape[0], name="receiver")
+
+    def load(self):
+        model = self.models.load_default()
+        shape = expected_latent_shape(model, 32, 32)
+        if shape:  # warm-up: first calls allocate and pick kernels
+            k = shape[0] * shape[1] * shape[2] // 2
+            it = RxItem(self.models.default, torch.zeros(1, k, dtype=torch.complex64), None, torch.ones(1), None,
+                        "none", shape, (32, 32), model.refiner is not None, 0)
+            run_batch(model, [it], self.device)
+
+    def _run_batch(self, items: list[RxItem]) -> list[dict]:
+        out = run_batch(self.models.get(items[0].model), items, self.device)
+        for r in out:
+            r["png"] = convert.png_bytes(r["x_hat"])
+            r["unrefined_png"] = convert.png_bytes(r["s_hat"]) if items[0].refine else []
+        return out
+
+    def _item(self, req: pb.DecodeRequest, model_name: str, model) -> RxItem:
+        f = req.frame
+        info = f.info
+        y = convert.proto_to_tensor(f.symbols, "frame.symbols", dtypes=("complex64",), ndim=2)
+        b, k = y.shape
+        if b == 0 or k == 0:
+            raise InvalidInput(f"frame.symbols is empty (shape {[b, k]})")
+        convert.require_finite(y, "frame.symbols")
+        latent = tuple(int(x) for x in info.latent_shape)
+        if len(latent) != 3 or min(latent) <= 0:
+            raise InvalidInput(f"frame.info.latent_shape must be (C, h, w) with positive sizes, got {list(latent)}")
+        if 2 * k != math.prod(latent):
+            raise InvalidInput(f"frame.symbols has {k} symbols per image but latent shape {list(latent)} needs "
+                               f"{math.prod(latent) // 2}: the frame is truncated or padded")
+        hh, ww = info.geometry.height, info.geometry.width
+        if hh <= 0 or ww <= 0:
+            raise InvalidInput(f"frame.info.geometry must give the image size, got {hh}x{ww}")
+        if hh * ww > self.cfg.max_pixels:
+            raise InvalidInput(f"image is {ww}x{hh} pixels; the limit is {self.cfg.max_pixels} (SCCDM_MAX_PIXELS)")
+        want = expected_latent_shape(model, hh, ww)
+        if want is not None and want != latent:
+            raise InvalidInput(f"latent shape {list(latent)} does not fit a {hh}x{ww} image for model "
+                               f"{model_name!r} (expects {list(want)})")
+        h = None
+        if f.HasField("csi"):
+            h = convert.proto_to_tensor(f.csi, "frame.csi", dtypes=("complex64",), ndim=2)
+            if tuple(h.shape) != (b, k):
+                raise InvalidInput(f"frame.csi has shape {list(h.shape)}, expected {[b, k]} like the symbols")
+            convert.require_finite(h, "frame.csi")
+        mask = None
+        if f.HasField("erasure_mask"):
+            mask = convert.proto_to_tensor(f.erasure_mask, "frame.erasure_mask", dtypes=("bool",), ndim=2)
+            if tuple(mask.shape) != (b, k):
+                raise InvalidInput(f"frame.erasure_mask has shape {list(mask.shape)}, expected {[b, k]}")
+        if len(f.noise_var) != b:
+            raise InvalidInput(f"frame.noise_var has {len(f.noise_var)} values, expected one per image ({b})")
+        nv = torch.tensor(list(f.noise_var), dtype=torch.float32)
+        if not bool(torch.isfinite(nv).all()) or bool((nv <= 0).any()):
+            raise InvalidInput(f"frame.noise_var must be finite and > 0, got {nv.tolist()}")
+        csi = f.csi_mode or ("mmse" if h is not None else "none")
+        if csi not in CSI_MODES:
+            raise InvalidInput(f"frame.csi_mode {csi!r} unknown; expected one of {CSI_MODES}")
+        if csi != "none" and h is None:
+            raise InvalidInput(f"frame.csi_mode is {csi!r} but the frame carries no CSI (frame.csi)")
+        if req.refine and model.refiner is None:
+            raise InvalidInput(f"model {model_name!r} has no refinement module; send refine=false")
+        seed = req.seed if req.HasField("seed") else secrets.randbits(63)
+        return RxItem(model_name, y, h, nv, mask, csi, latent, (hh, ww), bool(req.refine), int(seed))
+
+    @rpc("Decode")
+    async def Decode(self, request: pb.DecodeRequest, context) -> pb.DecodeResponse:
+        self.require_ready()
+        if not request.HasField("frame"):
+            raise InvalidInput("frame is required: the channel's ReceivedFrame")
+        name = self.models.resolve(request.frame.info.model)
+        model = await asyncio.get_running_loop().run_in_executor(None, self.models.get, name)
+        item = self._item(request, name, model)
+        res, stats = await self.batcher.submit(item)
+        png, tensor = request.want_png, request.want_tensor
+        if not png and not tensor:
+            png = tensor = True
+        out = pb.DecodeResponse(eff_snr_db=res["eff_snr_db"].tolist(), refined=item.refine, model=name,
+                                seed=item.seed if item.refine else 0,
+                                timings=pb.Timings(queue_ms=stats.queue_ms, compute_ms=stats.compute_ms,
+                                                   refine_ms=res["refine_ms"], batch_requests=stats.requests,
+                                                   batch_images=stats.images))
+        if png:
+            out.png.extend(res["png"])
+            out.unrefined_png.extend(res["unrefined_png"])
+        if tensor:
+            out.image.CopyFrom(convert.tensor_to_proto(res["x_hat"].float().contiguous()))
+            if item.refine:
+                out.unrefined.CopyFrom(convert.tensor_to_proto(res["s_hat"].float().contiguous()))
+        return out
+
+    DecodeStream = stream("DecodeStream", "Decode")
+
+    @rpc("ListModels")
+    async def ListModels(self, request, context) -> pb.ModelList:
+        return model_list_proto(self.models)
+
+    async def close(self):
+        await self.batcher.close()

@@ -1,0 +1,134 @@
+"""Service settings, read from environment variables only.
+
+=========================  =====================================================  ==================
+variable                   meaning                                                default
+=========================  =====================================================  ==================
+SCCDM_HOST                 bind address                                           0.0.0.0
+SCCDM_PORT                 listen port                                            transmitter 50051,
+                                                                                  channel 50052,
+                                                                                  receiver 50053,
+                                                                                  gateway 8000
+SCCDM_MODEL                default zoo model                                      sc-cdm-cpu
+SCCDM_DEVICE               "auto" (cuda if available, else cpu), "cpu", "cuda:0"  auto
+SCCDM_MAX_BATCH            most images per batch in transmitter / receiver        16
+SCCDM_MAX_WAIT_MS          longest wait for a batch to fill                       2
+SCCDM_MAX_MESSAGE_MB       gRPC message size limit, both directions               64
+SCCDM_LOG_LEVEL            DEBUG, INFO, WARNING, ERROR                            INFO
+SCCDM_METRICS_PORT         Prometheus HTTP port of a gRPC service (0 = off)       transmitter 9101,
+                                                                                  channel 9102,
+                                                                                  receiver 9103
+SCCDM_CHANNEL_BACKEND      channel backend (sccdm.backends)                       emulated
+SCCDM_MAX_PIXELS           largest image (H * W) accepted                         4194304 (2048^2)
+SCCDM_THREADS              torch intra-op threads (0 = torch's default)           0
+SCCDM_TX_ADDR              gateway: transmitter host:port                         127.0.0.1:50051
+SCCDM_CHANNEL_ADDR         gateway: channel host:port                             127.0.0.1:50052
+SCCDM_RX_ADDR              gateway: receiver host:port                            127.0.0.1:50053
+SCCDM_REQUEST_TIMEOUT_S    gateway: deadline of one whole request                 120
+SCCDM_MAX_UPLOAD_MB        gateway: largest upload                                16
+=========================  =====================================================  ==================
+
+The gateway serves its own /metrics on its HTTP port; 9100 is left to node_exporter.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+SERVICES = ("transmitter", "channel", "receiver", "gateway")
+DEFAULT_PORTS = {"transmitter": 50051, "channel": 50052, "receiver": 50053, "gateway": 8000}
+DEFAULT_METRICS_PORTS = {"transmitter": 9101, "channel": 9102, "receiver": 9103}
+GRPC_SERVICE_NAMES = {"transmitter": "sccdm.v1.Transmitter", "channel": "sccdm.v1.Channel",
+                      "receiver": "sccdm.v1.Receiver"}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _get(env, name: str, default, kind):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def _positive(name: str, value, allow_zero=False):
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"environment variable {name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return value
+
+
+def resolve_device(spec: str) -> str:
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; anything else is returned as given."""
+    if spec in ("", "auto"):
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return spec
+
+
+@dataclass
+class ServiceConfig:
+    """Settings of one process (a gRPC service or the gateway); build with :meth:`from_env`."""
+
+    service: str
+    host: str = "0.0.0.0"
+    port: int = 0
+    model: str = "sc-cdm-cpu"
+    device: str = "auto"
+    max_batch: int = 16
+    max_wait_ms: float = 2.0
+    max_message_mb: float = 64.0
+    log_level: str = "INFO"
+    metrics_port: int = 0
+    channel_backend: str = "emulated"
+    max_pixels: int = 2048 * 2048
+    threads: int = 0
+    tx_addr: str = "127.0.0.1:50051"
+    channel_addr: str = "127.0.0.1:50052"
+    rx_addr: str = "127.0.0.1:50053"
+    request_timeout_s: float = 120.0
+    max_upload_mb: float = 16.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 1024 * 1024)
+
+    @property
+    def grpc_service_name(self) -> str:
+        return GRPC_SERVICE_NAMES.get(self.service, "")
+
+    @classmethod
+    def from_env(cls, service: str, env=None) -> "ServiceConfig":
+        if service not in SERVICES:
+            raise ConfigError(f"unknown service {service!r}; expected one of {SERVICES}")
+        env = os.environ if env is None else env
+        c = cls(
+            service=service,
+            host=_get(env, "SCCDM_HOST", "0.0.0.0", str),
+            port=_get(env, "SCCDM_PORT", DEFAULT_PORTS[service], int),
+            model=_get(env, "SCCDM_MODEL", "sc-cdm-cpu", str),
+            device=_get(env, "SCCDM_DEVICE", "auto", str),
+            max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),
+            max_wait_ms=_positive("SCCDM_MAX_WAIT_MS", _get(env, "SCCDM_MAX_WAIT_MS", 2.0, float), True),
+            max_message_mb=_positive("SCCDM_MAX_MESSAGE_MB", _get(env, "SCCDM_MAX_MESSAGE_MB", 64.0, float)),
+            log_level=_get(env, "SCCDM_LOG_LEVEL", "INFO", str).upper(),
+            metrics_port=_positive("SCCDM_METRICS_PORT",
+                                   _get(env, "SCCDM_METRICS_PORT", DEFAULT_METRICS_PORTS.get(service, 0), int), True),
+            channel_backend=_get(env, "SCCDM_CHANNEL_BACKEND", "emulated", str),
+            max_pixels=_positive("SCCDM_MAX_PIXELS", _get(env, "SCCDM_MAX_PIXELS", 2048 * 2048, int)),
+            threads=_positive("SCCDM_THREADS", _get(env, "SCCDM_THREADS", 0, int), True),
+            tx_addr=_get(env, "SCCDM_TX_ADDR", "127.0.0.1:50051", str),
+            channel_addr=_get(env, "SCCDM_CHANNEL_ADDR", "127.0.0.1:50052", str),
+            rx_addr=_get(env, "SCCDM_RX_ADDR", "127.0.0.1:50053", str),
+            request_timeout_s=_positive("SCCDM_REQUEST_TIMEOUT_S", _get(env, "SCCDM_REQUEST_TIMEOUT_S", 120.0, float)),
+            max_upload_mb=_positive("SCCDM_MAX_UPLOAD_MB", _get(env, "SCCDM_MAX_UPLOAD_MB", 16.0, float)),
+        )
+        if not 0 < c.port < 65536:
+            raise ConfigError(f"SCCDM_PORT must be in 1..65535, got {c.port}")
+        if c.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"SCCDM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {c.log_level!r}")
+        return c

@@ -1,0 +1,1 @@
+"""The transmitter service: images -> power-normalised channel symbols (``python -m transmitter``)."""
