@@ -72,6 +72,8 @@ class StackConfig:
         return f"{self.prefix}/{service}:{self.tag}"
 
     def service_environment(self, service: str) -> dict:
+        if service not in SERVICES:  # an extra container (e.g. the GNU Radio flowgraph): only what was asked
+            return dict(self.service_env.get(service, {}))
         env = {"SCCDM_HOST": "0.0.0.0", "SCCDM_PORT": str(DEFAULT_PORTS[service]), "SCCDM_MODEL": self.model,
                "SCCDM_DEVICE": "auto" if self.gpus and service in GPU_SERVICES else "cpu"}
         if service in DEFAULT_METRICS_PORTS:
@@ -105,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or channel:SCCDM_CHANNEL_BACKEND=emulated_link")
     g.add_argument("--docker-health-timeout", type=float, default=600.0,
                    help="seconds to wait for the services to report SERVING (default: 600)")
+    g.add_argument("--docker-poll", type=float, default=1.0,
+                   help="seconds between container health polls (default: 1)")
 
 
 def _parse_env(items) -> tuple[dict, dict]:
@@ -133,7 +137,8 @@ def config_from_args(args) -> StackConfig:
         publish_host=get("docker_publish_host", "127.0.0.1"), prefix=get("docker_prefix", "sccdm"),
         tag=get("docker_tag", "local"), build=not get("docker_no_build", False), gpus=gpus,
         torch_index_url=get("docker_torch_index", CPU_TORCH_INDEX),
-        health_timeout_s=float(get("docker_health_timeout", 600.0)), env=common, service_env=per)
+        health_timeout_s=float(get("docker_health_timeout", 600.0)), poll_s=float(get("docker_poll", 1.0)),
+        env=common, service_env=per)
 
 
 def _say(msg: str) -> None:

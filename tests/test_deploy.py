@@ -1,0 +1,485 @@
+"""Containers of the networked testbed: Dockerfile, compose, Kubernetes, health probe, Docker SDK runner.
+
+No Docker engine or cluster exists where these run, so:
+* the YAML/Dockerfile files are parsed and cross-checked against the code they
+  name (service entry points, ports, environment variables, COPY sources);
+* the health probe runs against a real gRPC health server and a real HTTP server;
+* sccdm.docker_stack runs against a fake Docker Engine: an HTTP server on a unix
+  socket that implements the few Engine API endpoints it uses, keeps their state
+  (images, networks, containers, health) and records every request, so the tests
+  check what the Docker SDK actually sends. It does not prove a real engine
+  builds or runs the images (see deploy/README.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import re
+import shlex
+import socketserver
+import tarfile
+import threading
+import time
+import types
+import urllib.parse
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+docker = pytest.importorskip("docker")
+
+from sccdm import docker_stack, healthcheck  # noqa: E402
+from sccdm.serving import config as svc_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("transmitter", "channel", "receiver", "gateway")
+GRPC = ("transmitter", "channel", "receiver")
+
+
+# ====================================================================== fake Docker Engine
+
+class FakeEngine:
+    """State and request log of a fake Docker Engine (API 1.45).
+
+    health: container name -> list of health states reported by successive
+    inspections after start (the last one sticks); exit_on_start: names whose
+    container exits right after start; fail_build: targets whose build errors.
+    """
+
+    API = "1.45"
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, str, dict, object]] = []
+        self.images: dict[str, dict] = {}
+        self.networks: dict[str, dict] = {}
+        self.containers: dict[str, dict] = {}
+        self.build_contexts: dict[str, list[str]] = {}
+        self.health: dict[str, list[str]] = {}
+        self.exit_on_start: set[str] = set()
+        self.fail_build: set[str] = set()
+        self._n = 0
+
+    def new_id(self) -> str:
+        self._n += 1
+        return f"{self._n:064x}"
+
+    def find(self, table: dict, ref: str):
+        for k, v in table.items():
+            if k == ref or k.startswith(ref) or v.get("Name", "").lstrip("/") == ref:
+                return k, v
+        return None, None
+
+    def calls_to(self, method: str, pattern: str) -> list:
+        return [c for c in self.calls if c[0] == method and re.fullmatch(pattern, c[1])]
+
+
+def _label_match(labels: dict, filters: dict) -> bool:
+    for want in filters.get("label", []):
+        k, _, v = want.partition("=")
+        if k not in labels or (v and labels[k] != v):
+            return False
+    return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    engine: FakeEngine
+
+    def log_message(self, *a):  # unix-socket peers have no address to log
+        pass
+
+    def _send(self, code: int, body=None, ctype="application/json"):
+        data = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_chunked(self, parts: list[bytes]):
+        """A streamed answer (build progress), chunked as the real engine sends it."""
+        self.protocol_version = "HTTP/1.1"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for part in parts:
+            self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _route(self, method: str):
+        url = urllib.parse.urlsplit(self.path)
+        path = re.sub(r"^/v[0-9.]+", "", url.path)
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        raw = self._body()
+        body = raw
+        if raw and self.headers.get("Content-Type", "").startswith("application/json"):
+            body = json.loads(raw)
+        e = self.engine
+        with e.lock:
+            e.calls.append((method, path, q, body if not isinstance(body, bytes) else len(body)))
+            return self._dispatch(e, method, path, q, body)
+
+    def _dispatch(self, e: FakeEngine, method, path, q, body):
+        if path == "/_ping":
+            return self._send(200, b"OK", "text/plain")
+        if path == "/version":
+            return self._send(200, {"ApiVersion": e.API, "MinAPIVersion": "1.24", "Version": "27.0.0-fake"})
+        if method == "POST" and path == "/build":
+            names = tarfile.open(fileobj=io.BytesIO(body)).getnames()
+            target, tag = q.get("target", ""), q.get("t", "")
+            e.build_contexts[tag] = names
+            if q.get("dockerfile") not in names:
+                lines = [{"error": f"Cannot locate specified Dockerfile: {q.get('dockerfile')}"}]
+            elif target in e.fail_build:
+                lines = [{"stream": "Step 1/9 : FROM python\n"}, {"error": "The command '/bin/sh -c pip' returned a non-zero code: 1"}]
+            else:
+                iid = "sha256:" + e.new_id()
+                e.images[tag] = {"Id": iid, "RepoTags": [tag], "Config": {"Healthcheck": {"Test": ["CMD-SHELL", "x"]}},
+                                 "Labels": json.loads(q.get("labels", "{}"))}
+                lines = [{"stream": f"Step 1/9 : FROM python (target {target})\n"}, {"aux": {"ID": iid}},
+                         {"stream": f"Successfully tagged {tag}\n"}]
+            return self._send_chunked([json.dumps(x).encode() + b"\r\n" for x in lines])
+        m = re.fullmatch(r"/images/(.+)/json", path)
+        if m and method == "GET":
+            name = urllib.parse.unquote(m.group(1))
+            img = e.images.get(name)
+            return self._send(200, img) if img else self._send(404, {"message": f"No such image: {name}"})
+        if path == "/networks/create" and method == "POST":
+            if any(n["Name"] == body["Name"] for n in e.networks.values()):
+                return self._send(409, {"message": f"network with name {body['Name']} already exists"})
+            nid = e.new_id()
+            e.networks[nid] = {"Id": nid, "Name": body["Name"], "Driver": body.get("Driver", "bridge"),
+                               "Internal": bool(body.get("Internal")), "Labels": body.get("Labels") or {},
+                               "Containers": {}}
+            return self._send(201, {"Id": nid, "Warning": ""})
+        if path == "/networks" and method == "GET":
+            flt = json.loads(q.get("filters", "{}"))
+            return self._send(200, [n for n in e.networks.values() if _label_match(n["Labels"], flt)])
+        m = re.fullmatch(r"/networks/([^/]+)(/connect)?", path)
+        if m:
+            nid, net = e.find(e.networks, m.group(1))
+            if net is None:
+                return self._send(404, {"message": "network not found"})
+            if method == "GET":
+                return self._send(200, net)
+            if method == "POST" and m.group(2):
+                cid, c = e.find(e.containers, body["Container"])
+                net["Containers"][cid] = {"Aliases": (body.get("EndpointConfig") or {}).get("Aliases")}
+                c["NetworkSettings"]["Networks"][net["Name"]] = body.get("EndpointConfig") or {}
+                return self._send(200, b"")
+            if method == "DELETE":
+                if net["Containers"]:
+                    return self._send(403, {"message": f"error while removing network: network {net['Name']} "
+                                                      "has active endpoints"})
+                del e.networks[nid]
+                return self._send(204)
+        if path == "/containers/create" and method == "POST":
+            name = q.get("name")
+            if any(c["Name"] == "/" + name for c in e.containers.values()):
+                return self._send(409, {"message": f'Conflict. The container name "/{name}" is already in use'})
+            image = e.images.get(body["Image"])
+            if image is None and "/" in body["Image"] and not body["Image"].startswith("sccdm"):
+                image = {"Config": {}}  # a foreign image without HEALTHCHECK (e.g. a radio channel)
+            if image is None:
+                return self._send(404, {"message": f"No such image: {body['Image']}"})
+            cid = e.new_id()
+            nets = {}
+            for net_name, ep in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).items():
+                _, net = e.find(e.networks, net_name)
+                if net is None:
+                    return self._send(404, {"message": f"network {net_name} not found"})
+                net["Containers"][cid] = {"Aliases": (ep or {}).get("Aliases")}
+                nets[net_name] = ep or {}
+            e.containers[cid] = {"Id": cid, "Name": "/" + name, "Image": body["Image"], "Config": {
+                "Image": body["Image"], "Env": body.get("Env") or [], "Labels": body.get("Labels") or {},
+                "Hostname": body.get("Hostname"), "Tty": False},
+                "HostConfig": body.get("HostConfig") or {}, "NetworkSettings": {"Networks": nets},
+                "State": {"Status": "created", "Running": False, "ExitCode": 0},
+                "_healthcheck": bool(image.get("Config", {}).get("Healthcheck")), "_inspections": 0}
+            return self._send(201, {"Id": cid, "Warnings": []})
+        if path == "/containers/json" and method == "GET":
+            flt = json.loads(q.get("filters", "{}"))
+            return self._send(200, [{"Id": c["Id"], "Names": [c["Name"]], "Labels": c["Config"]["Labels"]}
+                                    for c in e.containers.values() if _label_match(c["Config"]["Labels"], flt)])
+        m = re.fullmatch(r"/containers/([^/]+)(?:/(json|start|stop|logs))?", path)
+        if m:
+            cid, c = e.find(e.containers, m.group(1))
+            if c is None:
+                return self._send(404, {"message": f"No such container: {m.group(1)}"})
+            op, name = m.group(2), c["Name"].lstrip("/")
+            if op == "json":
+                st = c["State"]
+                if st["Status"] == "running" and c["_healthcheck"]:
+                    seq = e.health.get(name, ["healthy"])
+                    st["Health"] = {"Status": seq[min(c["_inspections"], len(seq) - 1)]}
+                    c["_inspections"] += 1
+                return self._send(200, {k: v for k, v in c.items() if not k.startswith("_")})
+            if op == "start":
+                c["State"].update(Status="running", Running=True)
+                if c["_healthcheck"]:
+                    c["State"]["Health"] = {"Status": "starting"}
+                if name in e.exit_on_start:
+                    c["State"].update(Status="exited", Running=False, ExitCode=1)
+                return self._send(204)
+            if op == "stop":
+                c["State"].update(Status="exited", Running=False)
+                return self._send(204)
+            if op == "logs":
+                text = f"{name}: loading model\n{name}: start-up failed\n".encode()
+                return self._send(200, b"\x01\x00\x00\x00" + len(text).to_bytes(4, "big") + text,
+                                  "application/vnd.docker.raw-stream")
+            if method == "DELETE":
+                if c["State"]["Running"] and q.get("force") not in ("True", "true", "1"):
+                    return self._send(409, {"message": "cannot remove a running container; stop it first"})
+                for net in e.networks.values():
+                    net["Containers"].pop(cid, None)
+                del e.containers[cid]
+                return self._send(204)
+        return self._send(404, {"message": f"fake engine: no route {method} {path}"})
+
+    def do_GET(self):
+        self._route("GET")
+
+    def do_POST(self):
+        self._route("POST")
+
+    def do_DELETE(self):
+        self._route("DELETE")
+
+
+@pytest.fixture
+def engine(tmp_path, monkeypatch):
+    """A fake Docker Engine on a unix socket, with DOCKER_HOST pointing at it."""
+    eng = FakeEngine()
+    handler = type("H", (_Handler,), {"engine": eng})
+    sock = tmp_path / "docker.sock"
+    server = socketserver.ThreadingUnixStreamServer(str(sock), handler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    for var in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(var, raising=False)
+    yield eng
+    server.shutdown()
+    server.server_close()
+
+
+def _cfg(**kw) -> docker_stack.StackConfig:
+    kw.setdefault("poll_s", 0.01)
+    kw.setdefault("health_timeout_s", 10)
+    return docker_stack.StackConfig(**kw)
+
+
+def _env(container: dict) -> dict:
+    return dict(x.split("=", 1) for x in container["Config"]["Env"])
+
+
+def _by_name(engine: FakeEngine) -> dict:
+    return {c["Name"].lstrip("/"): c for c in engine.containers.values()}
+
+
+# ====================================================================== docker_stack against the fake engine
+
+def test_start_builds_networks_containers_and_waits_for_health(engine):
+    engine.health = {"sccdm-transmitter": ["starting", "starting", "healthy"],
+                     "sccdm-receiver": ["starting"] * 4 + ["healthy"]}
+    stack = docker_stack.start(docker_stack.connect(), _cfg(model="sc-cdm-cpu", port=18080))
+
+    # one build per service, from the shared Dockerfile, each its own target and tag, CPU torch
+    builds = engine.calls_to("POST", "/build")
+    assert [b[2]["target"] for b in builds] == list(SERVICES)
+    for b in builds:
+        assert b[2]["dockerfile"] == docker_stack.DOCKERFILE
+        assert b[2]["t"] == f"sccdm/{b[2]['target']}:local"
+        assert json.loads(b[2]["buildargs"])["TORCH_INDEX_URL"] == docker_stack.CPU_TORCH_INDEX
+    # the context docker-py sent follows .dockerignore: what the Dockerfile COPYs, not .venv / data / runs
+    names = engine.build_contexts["sccdm/transmitter:local"]
+    assert "pyproject.toml" in names and "deploy/docker/Dockerfile" in names
+    assert any(n.startswith("sccdm/zoo/weights/") for n in names)
+    assert not [n for n in names if n.split("/")[0] in (".venv", "data", "runs", ".git", "tests")]
+    assert not [n for n in names if "__pycache__" in n]
+
+    nets = {n["Name"]: n for n in engine.networks.values()}
+    assert nets["sccdm-backend"]["Internal"] is True and nets["sccdm-frontend"]["Internal"] is False
+
+    cs = _by_name(engine)
+    assert set(cs) == {f"sccdm-{s}" for s in SERVICES}
+    for s in SERVICES:
+        c = cs[f"sccdm-{s}"]
+        env = _env(c)
+        assert c["State"]["Status"] == "running" and c["HostConfig"]["Init"] is True
+        assert env["SCCDM_PORT"] == str(svc_config.DEFAULT_PORTS[s]) and env["SCCDM_MODEL"] == "sc-cdm-cpu"
+        assert c["NetworkSettings"]["Networks"]["sccdm-backend"]["Aliases"] == [s]
+        assert "DeviceRequests" not in c["HostConfig"] or not c["HostConfig"]["DeviceRequests"]
+    gw = cs["sccdm-gateway"]
+    assert _env(gw)["SCCDM_TX_ADDR"] == "transmitter:50051"
+    assert _env(gw)["SCCDM_CHANNEL_ADDR"] == "channel:50052" and _env(gw)["SCCDM_RX_ADDR"] == "receiver:50053"
+    assert gw["HostConfig"]["PortBindings"] == {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+    assert "sccdm-frontend" in gw["NetworkSettings"]["Networks"]
+    # only the gateway is published or on the frontend network
+    for s in GRPC:
+        assert not cs[f"sccdm-{s}"]["HostConfig"].get("PortBindings")
+        assert set(cs[f"sccdm-{s}"]["NetworkSettings"]["Networks"]) == {"sccdm-backend"}
+
+    # the gateway started only after the receiver had reported healthy (its 5th inspection)
+    order = [(c[0], c[1]) for c in engine.calls]
+    rx_id, gw_id = cs["sccdm-receiver"]["Id"], gw["Id"]
+    rx_inspections = [i for i, c in enumerate(order) if c == ("GET", f"/containers/{rx_id}/json")]
+    gw_start = order.index(("POST", f"/containers/{gw_id}/start"))
+    assert len(rx_inspections) >= 5 and rx_inspections[4] < gw_start
+
+    stack.teardown()
+    assert engine.containers == {} and engine.networks == {}
+
+
+def test_gpus_request_nvidia_devices_for_tx_rx_only(engine):
+    cuda = "https://download.pytorch.org/whl/cu128"
+    stack = docker_stack.start(docker_stack.connect(), _cfg(gpus=True, torch_index_url=cuda))
+    args = {b[2]["target"]: json.loads(b[2]["buildargs"])["TORCH_INDEX_URL"] for b in engine.calls_to("POST", "/build")}
+    assert args == {"transmitter": cuda, "receiver": cuda, "channel": docker_stack.CPU_TORCH_INDEX,
+                    "gateway": docker_stack.CPU_TORCH_INDEX}
+    cs = _by_name(engine)
+    for s in SERVICES:
+        req = cs[f"sccdm-{s}"]["HostConfig"].get("DeviceRequests") or []
+        if s in ("transmitter", "receiver"):
+            assert req == [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
+            assert _env(cs[f"sccdm-{s}"])["SCCDM_DEVICE"] == "auto"
+        else:
+            assert req == [] and _env(cs[f"sccdm-{s}"])["SCCDM_DEVICE"] == "cpu"
+    stack.teardown()
+
+
+def test_failed_service_reports_its_logs_and_removes_everything(engine):
+    engine.exit_on_start = {"sccdm-receiver"}
+    with pytest.raises(docker_stack.StackError, match=r"sccdm-receiver stopped \(exit code 1\)(.|\n)*start-up failed"):
+        docker_stack.start(docker_stack.connect(), _cfg())
+    assert engine.containers == {} and engine.networks == {}
+    assert not engine.calls_to("POST", r"/containers/[0-9a-f]+/start")[3:]  # the gateway never started
+
+
+def test_unhealthy_and_timeout_are_errors(engine):
+    engine.health = {"sccdm-channel": ["starting", "unhealthy"]}
+    with pytest.raises(docker_stack.StackError, match="sccdm-channel is unhealthy"):
+        docker_stack.start(docker_stack.connect(), _cfg())
+    assert engine.containers == {}
+    engine.health = {"sccdm-transmitter": ["starting"]}
+    t0 = time.monotonic()
+    with pytest.raises(docker_stack.StackError, match="transmitter not healthy after"):
+        docker_stack.start(docker_stack.connect(), _cfg(health_timeout_s=0.3, build=False))
+    assert time.monotonic() - t0 < 5 and engine.containers == {} and engine.networks == {}
+
+
+def test_build_error_and_missing_images_are_clear(engine):
+    engine.fail_build = {"channel"}
+    with pytest.raises(docker_stack.StackError, match="building sccdm/channel:local failed: .*non-zero code"):
+        docker_stack.start(docker_stack.connect(), _cfg())
+    assert engine.containers == {} and engine.networks == {}
+    with pytest.raises(docker_stack.StackError, match=r"image sccdm/\w+:nope does not exist"):
+        docker_stack.start(docker_stack.connect(), _cfg(build=False, tag="nope"))
+
+
+def test_leftovers_of_a_killed_run_are_removed_first(engine):
+    client = docker_stack.connect()
+    docker_stack.start(client, _cfg())  # never torn down, as after kill -9
+    first = set(engine.containers)
+    stack = docker_stack.start(client, _cfg(build=False))
+    assert len(engine.containers) == 4 and not first & set(engine.containers)
+    assert len(engine.networks) == 2
+    stack.teardown()
+    assert engine.containers == {} and engine.networks == {}
+
+
+def test_swap_replaces_one_service_keeping_its_network_name(engine):
+    stack = docker_stack.start(docker_stack.connect(), _cfg())
+    old_id = stack.containers["channel"].id
+    radio_env = {"SCCDM_CHANNEL_BACKEND": "zmq", "SCCDM_ZMQ_TX": "tcp://gnuradio:5555"}
+    new = stack.swap("channel", "example/radio-channel:1", radio_env)
+    assert old_id not in engine.containers
+    c = engine.containers[new.id]
+    assert c["Image"] == "example/radio-channel:1" and c["Name"] == "/sccdm-channel"
+    env = _env(c)
+    assert env["SCCDM_CHANNEL_BACKEND"] == "zmq" and env["SCCDM_PORT"] == "50052"
+    assert c["NetworkSettings"]["Networks"]["sccdm-backend"]["Aliases"] == ["channel"]
+    assert c["State"]["Status"] == "running"
+    with pytest.raises(docker_stack.StackError, match="no running 'modem' container"):
+        stack.swap("modem", "x/y:1")
+    stack.teardown()
+    assert engine.containers == {} and engine.networks == {}
+
+
+def test_up_runs_until_stopped_then_tears_down(engine, capsys):
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default="sc-cdm-cpu")
+    docker_stack.add_arguments(p)
+    args = p.parse_args(["--port", "18081", "--docker-tag", "t1", "--docker-poll", "0.01",
+                         "--docker-env", "SCCDM_MAX_BATCH=32", "--docker-env", "channel:SCCDM_CHANNEL_BACKEND=emulated_link"])
+    stop = threading.Event()
+    result = {}
+    th = threading.Thread(target=lambda: result.setdefault("rc", docker_stack.up(args, stop=stop)))
+    th.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "is up" not in capsys.readouterr().out:
+        time.sleep(0.05)
+    with engine.lock:
+        cs = _by_name(engine)
+        assert len(cs) == 4
+        assert all(_env(c)["SCCDM_MAX_BATCH"] == "32" for c in cs.values())
+        assert _env(cs["sccdm-channel"])["SCCDM_CHANNEL_BACKEND"] == "emulated_link"
+        assert "SCCDM_CHANNEL_BACKEND" not in _env(cs["sccdm-transmitter"])
+        assert cs["sccdm-transmitter"]["Image"] == "sccdm/transmitter:t1"
+    stop.set()
+    th.join(20)
+    assert result["rc"] == 0 and engine.containers == {} and engine.networks == {}
+
+
+def test_up_notices_a_crashed_service(engine, capsys):
+    args = types.SimpleNamespace(port=18082, model="sc-cdm-cpu", docker_poll=0.01)
+    stop = threading.Event()
+    result = {}
+    th = threading.Thread(target=lambda: result.setdefault("rc", docker_stack.up(args, stop=stop)))
+    th.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len([c for c in engine.containers.values()
+                                               if c["State"]["Status"] == "running"]) < 4:
+        time.sleep(0.05)
+    with engine.lock:
+        _by_name(engine)["sccdm-channel"]["State"].update(Status="exited", Running=False, ExitCode=137)
+    th.join(20)
+    assert not th.is_alive() and result["rc"] == 1
+    assert "sccdm-channel stopped" in capsys.readouterr().err
+    assert engine.containers == {} and engine.networks == {}
+
+
+def test_up_without_engine_says_so(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    rc = docker_stack.up(types.SimpleNamespace(port=8000, model="sc-cdm-cpu"))
+    assert rc == 1 and "no Docker engine reachable" in capsys.readouterr().err
+
+
+def test_bad_docker_env_is_rejected():
+    with pytest.raises(docker_stack.StackError, match="expected KEY=VALUE"):
+        docker_stack.config_from_args(types.SimpleNamespace(docker_env=["NOVALUE"]))
+    with pytest.raises(docker_stack.StackError, match="unknown service 'modem'"):
+        docker_stack.config_from_args(types.SimpleNamespace(docker_env=["modem:A=1"]))
