@@ -1,0 +1,27 @@
+"""``python -m gateway``: serve the FastAPI app with uvicorn until SIGTERM / SIGINT (uvicorn drains requests)."""
+import sys
+
+import uvicorn
+
+from sccdm.serving.config import ConfigError, ServiceConfig
+from sccdm.serving.logs import setup_logging
+
+from .app import create_app
+
+
+def main() -> int:
+    try:
+        cfg = ServiceConfig.from_env("gateway")
+    except ConfigError as e:
+        print(f"gateway: configuration error: {e}", file=sys.stderr)
+        return 2
+    log = setup_logging("gateway", cfg.log_level)
+    log.info("listening", extra={"fields": {"addr": f"{cfg.host}:{cfg.port}", "tx": cfg.tx_addr,
+                                             "channel": cfg.channel_addr, "rx": cfg.rx_addr}})
+    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The /v1 API: send an image over the link (/v1/transmit), list models (/v1/models)."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+from typing import Literal
+
+import torch
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from sccdm import metrics as quality
+from sccdm.channels import ChannelConfig
+from sccdm.data import image_to_tensor
+from sccdm.rpc import sccdm_pb2 as pb
+from sccdm.serving import convert
+
+from .errors import GatewayError
+from .uploads import decode_upload, read_limited
+
+router = APIRouter(prefix="/v1", tags=["link"])
+
+MAX_CONSTELLATION = 512
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def _constellation(y: torch.Tensor, n: int = MAX_CONSTELLATION) -> list[list[float]]:
+    """Up to n received symbols of the first image, evenly spread over the frame: [[re, im], ...]."""
+    row = y[0]
+    idx = torch.linspace(0, row.numel() - 1, min(n, row.numel())).round().long()
+    pts = row[idx]
+    return [[round(float(a), 5), round(float(b), 5)] for a, b in zip(pts.real.tolist(), pts.imag.tolist())]
+
+
+def _quality(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+    return float(quality.psnr(x_hat, x)[0]), float(quality.ssim(x_hat, x)[0])
+
+
+def _validate_channel(channel, snr_db, fading, block_size, csi, erasure_prob, tx_snr_db) -> ChannelConfig:
+    cfg = ChannelConfig(kind=channel, snr_db=snr_db, fading=fading or "block", block_size=block_size,
+                        csi=csi or "mmse", erasure_prob=erasure_prob)
+    try:
+        cfg.validate()
+        if tx_snr_db is not None:
+            convert.check_snr(tx_snr_db, "tx_snr_db")
+    except ValueError as e:
+        raise GatewayError(422, str(e)) from None
+    return cfg
+
+
+@router.post("/transmit", summary="Send an image through transmitter -> channel -> receiver",
+             responses={200: {"description": "JSON report, or the PNG with `Accept: image/png`",
+                              "content": {"image/png": {}}},
+                        400: {"description": "empty upload"}, 413: {"description": "upload or image too large"},
+                        422: {"description": "not an image, or a parameter out of range"},
+                        503: {"description": "a backend is down"}, 504: {"description": "deadline exceeded"}})
+async def transmit(
+        request: Request,
+        image: UploadFile = File(..., description="PNG, JPEG, BMP or WebP file"),
+        channel: Literal["awgn", "rayleigh"] = Form("awgn", description="channel model"),
+        snr_db: float = Form(10.0, description="channel SNR per complex symbol, dB, in [-20, 40]"),
+        refine: bool = Form(True, description="run the diffusion refinement (models that have one)"),
+        seed: int | None = Form(None, ge=0, lt=2**63, description="seed of channel and diffusion noise; "
+                                                                  "omitted: drawn and reported"),
+        fading: Literal["block", "fast"] | None = Form(None, description="Rayleigh fading: block (default) or fast"),
+        block_size: int = Form(0, ge=0, description="symbols per fading block, 0 = one per image"),
+        csi: Literal["mmse", "zf", "abs", "none"] | None = Form(None, description="receiver CSI mode (default mmse)"),
+        erasure_prob: float = Form(0.0, description="probability a symbol is lost, in [0, 1)"),
+        tx_snr_db: float | None = Form(None, description="SNR the encoder assumes (default: snr_db)"),
+        model: str = Form("", description="zoo model name (default: the services' SCCDM_MODEL)"),
+):
+    cfg = request.app.state.cfg
+    backends = request.app.state.backends
+    t_start = time.monotonic()
+    deadline = t_start + cfg.request_timeout_s
+    ch = _validate_channel(channel, snr_db, fading, block_size, csi, erasure_prob, tx_snr_db)
+    seed = secrets.randbits(63) if seed is None else seed
+    data = await read_limited(image, int(cfg.max_upload_mb * 2**20))
+    loop = asyncio.get_running_loop()
+    img = await loop.run_in_executor(None, decode_upload, data, cfg.max_pixels)
+    t_decoded = time.monotonic()
+
+    frame = await backends.call("transmitter", backends.transmitter.Encode, pb.EncodeRequest(
+        tensor=convert.tensor_to_proto(torch.from_numpy(img)),
+        snr_db=snr_db if tx_snr_db is None else tx_snr_db, model=model), deadline)
+    t_enc = time.monotonic()
+    rx = await backends.call("channel", backends.channel.Transmit, pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(
+        kind=ch.kind, snr_db=ch.snr_db, fading=ch.fading, block_size=ch.block_size, csi=ch.csi,
+        erasure_prob=ch.erasure_prob, seed=seed)), deadline)
+    t_ch = time.monotonic()
+    out = await backends.call("receiver", backends.receiver.Decode, pb.DecodeRequest(
+        frame=rx, refine=refine, seed=seed, want_png=True, want_tensor=True), deadline)
+    t_rx = time.monotonic()
+
+    if "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", ""):
+        return Response(out.png[0], media_type="image/png",
+                        headers={"X-SCCDM-Seed": str(seed), "X-SCCDM-Channel-Uses": str(frame.info.num_symbols)})
+
+    def report():
+        x = image_to_tensor(img)[None]
+        x_hat = convert.proto_to_tensor(out.image, "image")
+        y = convert.proto_to_tensor(rx.symbols, "symbols")
+        p, s = _quality(x_hat, x)
+        rep = {
+            "model": out.model, "width": int(img.shape[1]), "height": int(img.shape[0]),
+            "channel": {"kind": ch.kind, "snr_db": ch.snr_db, "fading": ch.fading, "block_size": ch.block_size,
+                        "csi": ch.csi, "erasure_prob": ch.erasure_prob},
+            "seed": seed, "refine": bool(out.refined),
+            "psnr_db": p, "ssim": s, "image": _b64(out.png[0]), "image_mime": "image/png",
+            "channel_uses": int(frame.info.num_symbols), "cbr": frame.info.cbr,
+            "latent_shape": list(frame.info.latent_shape),
+            "tx_snr_db": float(frame.info.tx_snr_db[0]), "est_snr_db": float(rx.snr_db[0]),
+            "eff_snr_db": float(out.eff_snr_db[0]), "noise_var": float(rx.noise_var[0]),
+            "csi_source": rx.csi_source, "csi_mode": rx.csi_mode, "backend": rx.backend,
+            "erased_fraction": (1.0 - float(convert.proto_to_tensor(rx.erasure_mask, "mask").float().mean())
+                                if rx.HasField("erasure_mask") else 0.0),
+            "received_symbols": _constellation(y),
+        }
+        if out.refined:
+            sp, ss = _quality(convert.proto_to_tensor(out.unrefined, "unrefined"), x)
+            rep["s_hat"] = {"psnr_db": sp, "ssim": ss, "image": _b64(out.unrefined_png[0]), "image_mime": "image/png"}
+        return rep
+
+    rep = await loop.run_in_executor(None, report)
+    rep["timings_ms"] = {
+        "upload_decode": (t_decoded - t_start) * 1000, "encode": (t_enc - t_decoded) * 1000,
+        "channel": (t_ch - t_enc) * 1000, "decode": (t_rx - t_ch) * 1000,
+        "refine": out.timings.refine_ms, "total": (time.monotonic() - t_start) * 1000,
+        "transmitter_compute": frame.timings.compute_ms, "receiver_compute": out.timings.compute_ms,
+        "receiver_batch_requests": out.timings.batch_requests,
+    }
+    return rep
+
+
+@router.get("/models", summary="The zoo models the services can use")
+async def models(request: Request):
+    lst = await request.app.state.backends.models()
+    from google.protobuf import json_format
+    items = [json_format.MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+             for m in lst.models]
+    default = next((m["name"] for m in items if m.get("is_default")), None)
+    return {"default": default, "models": items}

@@ -1,0 +1,75 @@
+"""The FastAPI application: ``create_app()``.
+
+Routes: /v1/* (api.py), /healthz, /readyz, /metrics (ops.py), /docs and /openapi.json.
+``/`` is left free for the web page; middleware (security headers, auth) can be
+added with ``app.add_middleware`` on the returned app.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from sccdm.serving import metrics
+from sccdm.serving.config import ServiceConfig
+
+from . import api, ops
+from .clients import Backends
+from .errors import GatewayError, gateway_error_handler
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
+        parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(cfg: ServiceConfig | None = None) -> FastAPI:
+    cfg = cfg or ServiceConfig.from_env("gateway")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.backends = Backends(cfg)
+        metrics.READY.labels("gateway").set(1)
+        try:
+            yield
+        finally:
+            metrics.READY.labels("gateway").set(0)
+            await app.state.backends.close()
+
+    app = FastAPI(title="SC-CDM gateway", version="1.0",
+                  description="Send an image through the SC-CDM link: Swin JSCC transmitter -> channel -> "
+                              "receiver with compact diffusion refinement, as gRPC services.",
+                  lifespan=lifespan)
+    app.state.cfg = cfg
+    app.include_router(api.router)
+    app.include_router(ops.router)
+    app.add_exception_handler(GatewayError, gateway_error_handler)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": _validation_message(exc), "errors": jsonable(exc.errors())}, status_code=422)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next):
+        t0 = time.perf_counter()
+        resp = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe("gateway", getattr(route, "path", "unmatched"), str(resp.status_code),
+                        time.perf_counter() - t0)
+        return resp
+
+    return app
+
+
+def jsonable(errors) -> list:
+    from fastapi.encoders import jsonable_encoder
+    try:
+        return jsonable_encoder(errors)
+    except Exception:  # noqa: BLE001 - ctx may hold exceptions
+        return [{"loc": e.get("loc"), "msg": e.get("msg")} for e in errors]
