@@ -483,3 +483,309 @@ def test_bad_docker_env_is_rejected():
         docker_stack.config_from_args(types.SimpleNamespace(docker_env=["NOVALUE"]))
     with pytest.raises(docker_stack.StackError, match="unknown service 'modem'"):
         docker_stack.config_from_args(types.SimpleNamespace(docker_env=["modem:A=1"]))
+
+
+# ====================================================================== the files themselves
+
+DOCKERFILE = ROOT / "deploy/docker/Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_CPU = ROOT / "docker-compose.cpu.yml"
+K8S = ROOT / "deploy/k8s"
+# compose-file interpolation knobs (${VAR:-default}): read by Compose, never by the code
+COMPOSE_ONLY = {"SCCDM_TAG", "SCCDM_TORCH_INDEX_URL", "SCCDM_PUBLISH_ADDR", "SCCDM_GATEWAY_PORT"}
+
+
+class Reset:
+    """Compose's ``!reset`` tag: remove the value from the merged model."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
+
+
+def load_compose(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=ComposeLoader)
+
+
+def compose_merge(base, over):
+    """Compose's merge rules (mappings merge, sequences append, ``!reset`` removes)."""
+    if isinstance(over, Reset):
+        return None
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            merged = compose_merge(base.get(k), v) if k in base else (None if isinstance(v, Reset) else v)
+            if merged is None and isinstance(v, Reset):
+                out.pop(k, None)
+            else:
+                out[k] = merged
+        return out
+    if isinstance(base, list) and isinstance(over, list):
+        return base + [x for x in over if x not in base]
+    return over
+
+
+_INTERP = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def interpolate(value) -> str:
+    """Compose's ${VAR:-default} with an empty shell environment."""
+    return _INTERP.sub(lambda m: m.group(2) or "", str(value))
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """{stage name: [(instruction, arguments)]}, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    stages, cur = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instr, _, rest = line.partition(" ")
+        instr = instr.upper()
+        if instr == "FROM":
+            m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest.strip(), re.I)
+            cur = m.group(2) or f"stage{len(stages)}"
+            stages[cur] = [("FROM", m.group(1))]
+        elif cur is not None:
+            stages[cur].append((instr, rest.strip()))
+        else:
+            stages.setdefault("_global", []).append((instr, rest.strip()))
+    return stages
+
+
+def _dockerfile_env(stage) -> dict:
+    env = {}
+    for instr, rest in stage:
+        if instr == "ENV":
+            for k, v in re.findall(r"(\w+)=(\S+)", rest):
+                env[k] = v
+    return env
+
+
+def code_env_vars() -> set[str]:
+    """SCCDM_* names the services' code mentions (what they can read), excluding the deploy modules."""
+    names = set()
+    for pkg in ("sccdm", *SERVICES):
+        for f in (ROOT / pkg).rglob("*.py"):
+            if f.name in ("docker_stack.py", "healthcheck.py"):
+                continue
+            names |= set(re.findall(r"SCCDM_[A-Z0-9_]*[A-Z0-9]", f.read_text()))
+    return names
+
+
+def test_dockerfile_has_a_target_per_service_matching_the_code():
+    stages = dockerfile_stages()
+    runtime = dict(stages["runtime"])
+    assert re.fullmatch(r"(\d+):\1", runtime["USER"]) and runtime["USER"] != "0:0"  # numeric, non-root
+    for svc in SERVICES:
+        st = stages[svc]
+        assert st[0] == ("FROM", "runtime")
+        env = _dockerfile_env(st)
+        assert int(env["SCCDM_PORT"]) == svc_config.DEFAULT_PORTS[svc]
+        exposed = {int(p) for instr, rest in st if instr == "EXPOSE" for p in rest.split()}
+        want = {svc_config.DEFAULT_PORTS[svc]} | ({svc_config.DEFAULT_METRICS_PORTS[svc]} if svc in GRPC else set())
+        assert exposed == want
+        if svc in GRPC:
+            assert int(env["SCCDM_METRICS_PORT"]) == svc_config.DEFAULT_METRICS_PORTS[svc]
+        cmd = json.loads(dict(st)["CMD"])
+        assert cmd == ["python", "-m", svc] and importlib.util.find_spec(f"{svc}.__main__") is not None
+        hc = dict(st)["HEALTHCHECK"]
+        probe = shlex.split(hc.split(" CMD ", 1)[1])
+        assert probe[:3] == ["python", "-m", "sccdm.healthcheck"]
+        target = probe[3]
+        assert target == ("http://127.0.0.1:${SCCDM_PORT}/readyz" if svc == "gateway" else "127.0.0.1:${SCCDM_PORT}")
+
+
+def test_dockerfile_build_stage_copies_what_exists_and_pins_versions():
+    stages = dockerfile_stages()
+    base = dict(stages["_global"])["ARG"]
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm", base)
+    build = stages["build"]
+    copies = [rest.split() for instr, rest in build if instr == "COPY"]
+    assert copies, "the build stage copies the project"
+    for args in copies:
+        assert not any(a.startswith("--") for a in args)  # no --link etc: classic builder
+        for src in args[:-1]:
+            assert (ROOT / src).exists(), f"COPY source {src} does not exist"
+    copied = {a[0] for a in copies}
+    assert {"pyproject.toml", "sccdm", *SERVICES} <= copied
+    # every package pyproject installs is copied
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    include = re.search(r"include\s*=\s*\[([^\]]*)\]", pyproject).group(1)
+    for pat in re.findall(r'"([\w]+)\*"', include):
+        assert pat in copied, f"pyproject packages {pat}* but the Dockerfile does not COPY it"
+    torch_pin = re.search(r'"torch==([^"]+)"', pyproject).group(1)
+    args = dict(a.split("=", 1) for instr, a in build if instr == "ARG" and "=" in a)
+    assert args["TORCH_VERSION"] == torch_pin
+    assert args["TORCH_INDEX_URL"] == docker_stack.CPU_TORCH_INDEX
+    code = "\n".join(ln for ln in DOCKERFILE.read_text().splitlines() if not ln.lstrip().startswith("#"))
+    assert "--mount" not in code and "<<" not in code  # BuildKit-only syntax breaks docker-py builds
+
+
+def test_dockerignore_keeps_the_context_small_but_complete():
+    from docker.utils.build import exclude_paths
+    pats = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+    files = exclude_paths(str(ROOT), pats, dockerfile="deploy/docker/Dockerfile")
+    tops = {f.split("/")[0] for f in files}
+    assert tops <= {"pyproject.toml", "sccdm", *SERVICES, "deploy", ".dockerignore"}
+    assert {"pyproject.toml", "sccdm", *SERVICES} <= tops
+    assert "deploy/docker/Dockerfile" in files
+    assert "sccdm/zoo/registry.json" in files and any(f.endswith(".safetensors") for f in files)
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    for svc in SERVICES:
+        assert f"{svc}/__main__.py" in files
+
+
+def test_compose_services_ports_health_and_env_match_the_code():
+    c = load_compose(COMPOSE)
+    svcs = c["services"]
+    assert {s for s in svcs if "profiles" not in svcs[s]} == set(SERVICES)
+    assert c["networks"]["backend"]["internal"] is True
+    names = code_env_vars()
+    for s in SERVICES:
+        d = svcs[s]
+        assert d["build"]["target"] == s and (ROOT / d["build"]["dockerfile"]).exists()
+        assert d["build"]["context"] == "."
+        assert interpolate(d["image"]) == f"sccdm/{s}:0.1.0"
+        env = {k: interpolate(v) for k, v in d["environment"].items()}
+        for k in env:
+            assert k in names, f"compose sets {k} for {s} but no code reads it"
+        cfg = svc_config.ServiceConfig.from_env(s, env)  # the values parse as the service would
+        assert cfg.port == svc_config.DEFAULT_PORTS[s]
+        assert cfg.metrics_port == svc_config.DEFAULT_METRICS_PORTS.get(s, 0)
+        expected_probe = ["CMD", "python", "-m", "sccdm.healthcheck",
+                          f"http://127.0.0.1:{cfg.port}/readyz" if s == "gateway" else f"127.0.0.1:{cfg.port}"]
+        assert d["healthcheck"]["test"] == expected_probe
+        assert d["init"] is True
+        if s in GRPC:
+            assert {int(p) for p in d["expose"]} == {cfg.port, cfg.metrics_port}
+            assert d["networks"] == ["backend"] and "ports" not in d
+        gpu = (((d.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices")
+        if s in ("transmitter", "receiver"):
+            assert gpu == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+        else:
+            assert not gpu
+    gw = svcs["gateway"]
+    assert set(gw["networks"]) == {"backend", "frontend"}
+    assert [interpolate(p) for p in gw["ports"]] == ["127.0.0.1:8000:8000"]
+    assert gw["depends_on"] == {s: {"condition": "service_healthy"} for s in GRPC}
+    env = gw["environment"]
+    for key, s in (("SCCDM_TX_ADDR", "transmitter"), ("SCCDM_CHANNEL_ADDR", "channel"), ("SCCDM_RX_ADDR", "receiver")):
+        assert env[key] == f"{s}:{svcs[s]['environment']['SCCDM_PORT']}"
+
+
+def test_compose_cpu_override_drops_gpus():
+    merged = compose_merge(load_compose(COMPOSE), load_compose(COMPOSE_CPU))
+    for s in ("transmitter", "receiver"):
+        d = merged["services"][s]
+        assert not d["deploy"]["resources"]["reservations"].get("devices")
+        assert d["environment"]["SCCDM_DEVICE"] == "cpu"
+        assert d["build"]["args"]["TORCH_INDEX_URL"] == docker_stack.CPU_TORCH_INDEX
+        assert d["build"]["target"] == s  # the override keeps the rest of the build
+        assert interpolate(d["image"]) == f"sccdm/{s}:0.1.0-cpu"
+        assert d["environment"]["SCCDM_PORT"] == str(svc_config.DEFAULT_PORTS[s])
+    base = load_compose(COMPOSE)["services"]
+    assert merged["services"]["gateway"] == base["gateway"] and merged["services"]["channel"] == base["channel"]
+
+
+def _k8s_docs(folder: Path) -> list[dict]:
+    docs = []
+    for f in sorted(folder.glob("*.yaml")):
+        if f.name != "kustomization.yaml":
+            docs += [d for d in yaml.safe_load_all(f.read_text()) if d]
+    return docs
+
+
+def test_k8s_deployments_services_and_probes_match_the_code():
+    docs = _k8s_docs(K8S / "base")
+    kust = yaml.safe_load((K8S / "base/kustomization.yaml").read_text())
+    for r in kust["resources"]:
+        assert (K8S / "base" / r).exists()
+    assert {f.name for f in (K8S / "base").glob("*.yaml")} - {"kustomization.yaml"} == set(kust["resources"])
+    deps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert set(deps) == set(services) == set(SERVICES)
+    names = code_env_vars()
+    uid = int(dict(dockerfile_stages()["runtime"])["USER"].split(":")[0])
+    for s in SERVICES:
+        spec = deps[s]["spec"]
+        pod = spec["template"]["spec"]
+        assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+        assert services[s]["spec"]["selector"] == spec["selector"]["matchLabels"]
+        assert pod["securityContext"]["runAsUser"] == uid and pod["securityContext"]["runAsNonRoot"] is True
+        (ctr,) = pod["containers"]
+        assert ctr["image"] == f"sccdm/{s}:0.1.0" and ctr["command"] == ["python", "-m", s]
+        env = dict(config["data"])
+        env.update({e["name"]: e["value"] for e in ctr["env"]})
+        for k in env:
+            assert k in names or k == "HOME", f"k8s sets {k} for {s} but no code reads it"
+        cfg = svc_config.ServiceConfig.from_env(s, env)
+        ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+        svc_ports = {p["name"]: p for p in services[s]["spec"]["ports"]}
+        gpu = ctr["resources"].get("limits", {}).get("nvidia.com/gpu")
+        assert gpu == (1 if s in ("transmitter", "receiver") else None)
+        if s in GRPC:
+            assert ports == {"grpc": cfg.port, "metrics": cfg.metrics_port}
+            assert cfg.port == svc_config.DEFAULT_PORTS[s] and cfg.metrics_port == svc_config.DEFAULT_METRICS_PORTS[s]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert ctr[probe]["grpc"]["port"] == cfg.port and ctr[probe]["grpc"].get("service", "") == ""
+            assert svc_ports["grpc"]["port"] == cfg.port and svc_ports["grpc"]["targetPort"] == "grpc"
+            assert services[s]["spec"]["clusterIP"] == "None"  # headless: gRPC clients see every replica
+        else:
+            assert ports == {"http": cfg.port == 8000 and 8000}
+            assert ctr["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+            assert ctr["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+            for key, target in (("SCCDM_TX_ADDR", "transmitter"), ("SCCDM_CHANNEL_ADDR", "channel"),
+                                ("SCCDM_RX_ADDR", "receiver")):
+                assert env[key] == f"dns:///{target}:{svc_config.DEFAULT_PORTS[target]}"
+                assert any(p["port"] == svc_config.DEFAULT_PORTS[target] for p in services[target]["spec"]["ports"])
+    assert deps["channel"]["spec"]["replicas"] >= 2 and deps["gateway"]["spec"]["replicas"] >= 2
+
+
+def test_gateway_serves_the_paths_the_probes_ask_for():
+    from gateway.app import create_app
+    paths = create_app(svc_config.ServiceConfig.from_env("gateway", {})).openapi()["paths"]
+    assert "/readyz" in paths and "/healthz" in paths
+
+
+def _kubectl() -> str:
+    import shutil
+    import subprocess
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    try:
+        subprocess.run([exe, "kustomize", "--help"], capture_output=True, timeout=20, check=True)
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"kubectl kustomize does not run here: {e}")
+    return exe
+
+
+@pytest.mark.parametrize("overlay", ["", "cpu"])
+def test_kustomize_renders_gpu_and_cpu_variants(overlay):
+    import subprocess
+    exe = _kubectl()
+    out = subprocess.run([exe, "kustomize", str(K8S / overlay)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    deps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deps) == set(SERVICES)
+    for d in docs:
+        if d["kind"] != "Namespace":
+            assert d["metadata"]["namespace"] == "sccdm"
+    for s in ("transmitter", "receiver"):
+        (ctr,) = deps[s]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in ctr["env"]}
+        if overlay == "cpu":
+            assert "nvidia.com/gpu" not in ctr["resources"]["limits"] and env["SCCDM_DEVICE"] == "cpu"
+            assert ctr["image"] == f"sccdm/{s}:0.1.0-cpu" and deps[s]["spec"]["replicas"] == 2
+        else:
+            assert ctr["resources"]["limits"]["nvidia.com/gpu"] == 1 and env["SCCDM_DEVICE"] == "auto"
+            assert ctr["image"] == f"sccdm/{s}:0.1.0"
+        assert len(ctr["env"]) == len(env)  # the patch merged by name, no duplicate SCCDM_DEVICE
