@@ -1,4 +1,5 @@
 """``python -m gateway``: serve the FastAPI app with uvicorn until SIGTERM / SIGINT (uvicorn drains requests)."""
+import signal
 import sys
 
 import uvicorn
@@ -18,8 +19,12 @@ def main() -> int:
     log = setup_logging("gateway", cfg.log_level)
     log.info("listening", extra={"fields": {"addr": f"{cfg.host}:{cfg.port}", "tx": cfg.tx_addr,
                                              "channel": cfg.channel_addr, "rx": cfg.rx_addr}})
+    # uvicorn re-raises the captured SIGTERM/SIGINT after draining; a Python handler turns that into exit 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=10)
+    log.info("stopped")
     return 0
 
 

@@ -1,0 +1,94 @@
+"""The HTTP gateway in front of the real services: routes, formats, readiness through a backend restart."""
+import io
+import time
+
+import numpy as np
+from PIL import Image
+
+
+def post(http, data, **form):
+    form.setdefault("seed", "1")
+    return http.post("/v1/transmit", files={"image": ("x.png", data, "image/png")},
+                     data={k: str(v) for k, v in form.items()})
+
+
+def test_healthz_and_readyz(http):
+    assert http.get("/healthz").json() == {"status": "ok"}
+    r = http.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"ready": True, "backends": {"transmitter": "SERVING", "channel": "SERVING",
+                                                    "receiver": "SERVING"}}
+
+
+def test_models_lists_the_zoo(http):
+    r = http.get("/v1/models").json()
+    assert r["default"] == "sc-cdm-cpu"
+    names = {m["name"]: m for m in r["models"]}
+    assert names["sc-cdm-cpu"]["has_refiner"] and not names["deepjscc-cpu"]["has_refiner"]
+
+
+def test_report_has_everything_the_page_shows(http, make_png):
+    data, _ = make_png(40, 40)
+    r = post(http, data, channel="rayleigh", snr_db=3, refine="true", erasure_prob=0.05, csi="zf", fading="fast")
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    for key in ("psnr_db", "ssim", "image", "s_hat", "channel_uses", "cbr", "timings_ms", "est_snr_db",
+                "received_symbols"):
+        assert key in rep, key
+    assert rep["channel"] == {"kind": "rayleigh", "snr_db": 3.0, "fading": "fast", "block_size": 0, "csi": "zf",
+                              "erasure_prob": 0.05}
+    assert 0 < rep["erased_fraction"] < 0.2
+    assert rep["csi_source"] == "genie" and rep["csi_mode"] == "zf"
+    for k in ("encode", "channel", "decode", "refine", "total"):
+        assert rep["timings_ms"][k] >= 0
+    img = Image.open(io.BytesIO(__import__("base64").b64decode(rep["s_hat"]["image"])))
+    assert img.size == (40, 40)
+
+
+def test_accept_png_returns_the_image(http, make_png):
+    data, _ = make_png(33, 45)
+    r = http.post("/v1/transmit", files={"image": ("x.png", data)}, data={"seed": "3", "refine": "false"},
+                  headers={"Accept": "image/png"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert np.asarray(Image.open(io.BytesIO(r.content))).shape == (33, 45, 3)
+    assert r.headers["x-sccdm-seed"] == "3"
+
+
+def test_same_seed_same_result_and_no_seed_reports_one(http, make_png):
+    data, _ = make_png(32, 32)
+    a, b = post(http, data, seed=5).json(), post(http, data, seed=5).json()
+    assert a["psnr_db"] == b["psnr_db"] and a["image"] == b["image"]
+    r = http.post("/v1/transmit", files={"image": ("x.png", data)}).json()
+    assert isinstance(r["seed"], int)
+
+
+def test_openapi_docs_and_metrics(http, make_png):
+    spec = http.get("/openapi.json").json()
+    assert "/v1/transmit" in spec["paths"] and "/readyz" in spec["paths"]
+    assert http.get("/docs").status_code == 200
+    post(http, make_png(32, 32)[0])
+    text = http.get("/metrics").text
+    assert 'sccdm_requests_total{code="200",method="/v1/transmit",service="gateway"}' in text
+
+
+def test_readyz_follows_a_backend_down_and_back(stack, http, make_png):
+    data, _ = make_png(32, 32)
+    stack.stop_service("channel")
+    try:
+        deadline = time.monotonic() + 15
+        while http.get("/readyz").status_code != 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        r = http.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["backends"]["channel"].startswith("UNREACHABLE")
+        assert r.json()["backends"]["transmitter"] == "SERVING"
+        down = post(http, data)
+        assert down.status_code == 503 and "channel" in down.json()["detail"]
+    finally:
+        stack.start_service("channel")
+        stack.wait_service("channel", 120)
+    deadline = time.monotonic() + 15
+    while http.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert http.get("/readyz").status_code == 200
+    assert post(http, data).status_code == 200
