@@ -1,0 +1,262 @@
+"""Frame format of the SC-CDM radio link.
+
+One frame (symbol rate, all known parts unit modulus)::
+
+    | preamble: Zadoff-Chu(31) x 4 | training T(32) | header: 366 BPSK (coded) | training T(32) |
+    | data with pilot blocks: [P(4) D(<=64)] ... [P(4)] | postamble: T(32) |
+
+* preamble - burst detection, coarse timing and CFO (Schmidl-Cox on the repeats);
+* training - fine timing, LS channel estimate, SNR from the repeat; its two
+  copies bracket the header, so the phase drift across the header (residual
+  CFO) is measured, not extrapolated;
+* header - frame id, image count, symbols per image, model id, latent and image
+  geometry; CRC-16, rate-1/3 K=7 convolutional code, BPSK (see :mod:`.fec`);
+* pilots - tracked over the frame for residual CFO / slow fading;
+* postamble - the training again: its arrival time against the first copy
+  measures the sample-clock offset (GNU Radio's epsilon).
+
+:class:`LinkConfig` holds every knob; :func:`layout` says where everything lies.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, asdict, field
+
+import numpy as np
+
+from .fec import bits_to_int, conv_encode, crc16, int_to_bits
+
+__all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "preamble_symbols",
+           "training_symbols", "header_symbols", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
+
+MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2}
+
+
+def model_id(name: str | None) -> int:
+    """Small integer for a zoo model name (255: a model this table does not know)."""
+    return MODEL_IDS.get(name or "", 255)
+
+
+@dataclass
+class LinkConfig:
+    """Link parameters (shared by transmitter and receiver).
+
+    sps: samples per symbol (1 = no pulse shaping: no clock-offset tracking);
+    rolloff / span: RRC roll-off and length in symbols; zc_len / zc_root /
+    zc_reps: the preamble; train_len: one training copy; pilot_every /
+    pilot_len: data symbols between pilot blocks, pilots per block; chan_taps /
+    eq_taps: LS channel-estimate and MMSE-equaliser lengths (odd, symbol
+    spaced); guard: silent symbols around each frame; images_per_frame;
+    max_eps: largest sample-clock offset tracked; detect_threshold: Schmidl-Cox
+    metric for a candidate; confirm_threshold: normalised preamble correlation
+    to accept one; track: pilot tracking on/off.
+    """
+
+    sps: int = 4
+    rolloff: float = 0.35
+    span: int = 10
+    zc_len: int = 31
+    zc_root: int = 7
+    zc_reps: int = 4
+    train_len: int = 32
+    pilot_every: int = 64
+    pilot_len: int = 4
+    chan_taps: int = 7
+    eq_taps: int = 15
+    guard: int = 64
+    images_per_frame: int = 1
+    max_eps: float = 1e-3
+    detect_threshold: float = 0.10
+    confirm_threshold: float = 0.06
+    track: bool = True
+
+    def validate(self) -> "LinkConfig":
+        if self.sps < 1 or self.sps > 16:
+            raise ValueError(f"sps must be in 1..16, got {self.sps}")
+        if self.chan_taps < 1 or self.chan_taps % 2 == 0 or self.eq_taps < 1 or self.eq_taps % 2 == 0:
+            raise ValueError("chan_taps and eq_taps must be odd and >= 1")
+        if self.zc_reps < 2:
+            raise ValueError("the preamble needs at least 2 repeats")
+        if self.images_per_frame < 1 or self.images_per_frame > 255:
+            raise ValueError(f"images_per_frame must be in 1..255, got {self.images_per_frame}")
+        if self.pilot_every < 1 or self.pilot_len < 1:
+            raise ValueError("pilot_every and pilot_len must be >= 1")
+        return self
+
+    @classmethod
+    def from_env(cls, env=None) -> "LinkConfig":
+        """Read ``SCCDM_LINK_<FIELD>`` variables (e.g. SCCDM_LINK_SPS=4, SCCDM_LINK_IMAGES_PER_FRAME=8)."""
+        env = os.environ if env is None else env
+        kw = {}
+        for name, f in cls.__dataclass_fields__.items():
+            v = env.get(f"SCCDM_LINK_{name.upper()}")
+            if v is None:
+                continue
+            typ = type(f.default)
+            try:
+                kw[name] = (v.lower() in ("1", "true", "yes")) if typ is bool else typ(v)
+            except ValueError:
+                raise ValueError(f"SCCDM_LINK_{name.upper()}={v!r} is not a valid {typ.__name__}") from None
+        return cls(**kw).validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- header ---------------------------------------------------------------
+
+HEADER_FIELDS = (("version", 4), ("frame_id", 16), ("n_images", 8), ("k", 16), ("model_id", 8),
+                 ("C", 8), ("h", 8), ("w", 8), ("H", 12), ("W", 12))
+HEADER_BITS = sum(w for _, w in HEADER_FIELDS)
+HEADER_CODED = 3 * (HEADER_BITS + 16 + 6)
+VERSION = 1
+
+
+class HeaderError(ValueError):
+    """A header that failed its CRC or its consistency checks."""
+
+
+@dataclass
+class Header:
+    """frame_id (mod 2^16), n_images in this frame, k symbols per image, model_id,
+    latent geometry (C, h, w) and image size (H, W); zeros = unknown."""
+
+    frame_id: int
+    n_images: int
+    k: int
+    model_id: int = 0
+    C: int = 0
+    h: int = 0
+    w: int = 0
+    H: int = 0
+    W: int = 0
+    version: int = VERSION
+
+    def to_bits(self) -> list[int]:
+        bits = []
+        for name, width in HEADER_FIELDS:
+            bits += int_to_bits(int(getattr(self, name)), width)
+        return bits + crc16(bits)
+
+    @classmethod
+    def from_bits(cls, bits) -> "Header":
+        bits = [int(b) for b in bits]
+        if len(bits) != HEADER_BITS + 16:
+            raise HeaderError(f"header has {len(bits)} bits, expected {HEADER_BITS + 16}")
+        payload, crc = bits[:HEADER_BITS], bits[HEADER_BITS:]
+        if crc16(payload) != crc:
+            raise HeaderError("header CRC mismatch")
+        vals, pos = {}, 0
+        for name, width in HEADER_FIELDS:
+            vals[name] = bits_to_int(payload[pos:pos + width])
+            pos += width
+        hdr = cls(**vals)
+        hdr.check()
+        return hdr
+
+    def check(self) -> "Header":
+        if self.version != VERSION:
+            raise HeaderError(f"header version {self.version}, this receiver speaks {VERSION}")
+        if self.n_images < 1 or self.k < 1:
+            raise HeaderError(f"header announces {self.n_images} images of {self.k} symbols")
+        if self.C * self.h * self.w and self.C * self.h * self.w != 2 * self.k:
+            raise HeaderError(f"latent {self.C}x{self.h}x{self.w} does not hold {self.k} complex symbols")
+        return self
+
+
+# ---- known sequences --------------------------------------------------------
+
+def _qpsk(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.exp(1j * (np.pi / 4 + np.pi / 2 * rng.integers(0, 4, n)))
+
+
+def preamble_symbols(cfg: LinkConfig) -> np.ndarray:
+    """Zadoff-Chu root zc_root, length zc_len, repeated zc_reps times: complex [zc_len * zc_reps]."""
+    n = np.arange(cfg.zc_len)
+    zc = np.exp(-1j * np.pi * cfg.zc_root * n * (n + (cfg.zc_len % 2)) / cfg.zc_len)
+    return np.tile(zc, cfg.zc_reps)
+
+
+def training_symbols(cfg: LinkConfig) -> np.ndarray:
+    """One training copy, QPSK: complex [train_len]."""
+    return _qpsk(cfg.train_len, 0x5CC)
+
+
+def pilot_sequence(n: int) -> np.ndarray:
+    return _qpsk(n, 0x9117)
+
+
+def header_symbols(hdr: Header) -> np.ndarray:
+    """BPSK (+1 for bit 0) of the coded header: float [HEADER_CODED]."""
+    return 1.0 - 2.0 * conv_encode(hdr.to_bits()).astype(np.float64)
+
+
+@dataclass
+class FrameLayout:
+    """Symbol positions in a frame with n_data data symbols.
+
+    All index arrays are int64 into the frame's symbol sequence of length ``total``.
+    """
+
+    n_data: int
+    pre: slice
+    train1: slice
+    train2: slice
+    header: slice
+    data_idx: np.ndarray
+    pilot_idx: np.ndarray
+    pilot_block: np.ndarray          # block number of each pilot
+    post: slice
+    total: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_known(self) -> int:
+        """Symbols from the frame start that are known once the header is decoded."""
+        return self.train2.stop
+
+    @property
+    def overhead(self) -> int:
+        return self.total - self.n_data
+
+
+def layout(cfg: LinkConfig, n_data: int) -> FrameLayout:
+    n_pre = cfg.zc_len * cfg.zc_reps
+    t = cfg.train_len
+    train1 = slice(n_pre, n_pre + t)
+    header = slice(train1.stop, train1.stop + HEADER_CODED)
+    train2 = slice(header.stop, header.stop + t)
+    pos = train2.stop
+    data_idx, pilot_idx, pilot_block = [], [], []
+    left, b = n_data, 0
+    while True:
+        pilot_idx.extend(range(pos, pos + cfg.pilot_len))
+        pilot_block.extend([b] * cfg.pilot_len)
+        pos += cfg.pilot_len
+        b += 1
+        if left == 0:
+            break
+        d = min(cfg.pilot_every, left)
+        data_idx.extend(range(pos, pos + d))
+        pos += d
+        left -= d
+    post = slice(pos, pos + t)
+    pos += t
+    return FrameLayout(n_data, slice(0, n_pre), train1, train2, header, np.asarray(data_idx, dtype=np.int64),
+                       np.asarray(pilot_idx, dtype=np.int64), np.asarray(pilot_block, dtype=np.int64), post, pos)
+
+
+def build_frame(data: np.ndarray, hdr: Header, cfg: LinkConfig) -> np.ndarray:
+    """data: complex [n_images * k] power-normalised symbols -> frame symbols complex128 [layout.total]."""
+    lay = layout(cfg, len(data))
+    x = np.zeros(lay.total, dtype=np.complex128)
+    x[lay.pre] = preamble_symbols(cfg)
+    tr = training_symbols(cfg)
+    x[lay.train1] = tr
+    x[lay.train2] = tr
+    x[lay.header] = header_symbols(hdr)
+    x[lay.data_idx] = data
+    x[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
+    x[lay.post] = tr
+    return x

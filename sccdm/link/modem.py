@@ -1,0 +1,230 @@
+"""Transmitter and receiver of the link: frames <-> a complex sample stream.
+
+:func:`modulate` turns frames into one burst stream (silence between frames);
+:class:`Receiver` finds every burst in a stream and returns, per frame, the
+received data symbols with ESTIMATED channel gain, noise variance and SNR.
+Receiver steps per burst (see :mod:`.sync` and :mod:`.estimate`):
+
+1. Schmidl-Cox candidate -> coarse CFO; preamble+training cross-correlation ->
+   confirm, fractional timing; training repeat -> fine CFO.
+2. LS taps on preamble + training (CFO residual from the two halves), MMSE
+   equalise and Viterbi-decode the header; CRC -> accept or reject.
+3. Postamble timing -> sample-clock offset; resample the whole frame.
+4. LS taps and noise variance on all known symbols (preamble, training,
+   re-encoded header); MMSE FIR equalisation of data and pilots; pilot
+   tracking of the residual gain; SNR = the equaliser's unbiased SINR.
+
+The data come back as ``y = h z + n`` with ``n ~ CN(0, noise_var)``: ``h`` is the
+estimated per-symbol gain (real |h| after the equaliser, times the tracked
+residual), so :func:`sccdm.channels.equalize` works on it as on genie CSI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .estimate import (cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer, snr_from_repeat,
+                       track_pilots)
+from .fec import viterbi_decode
+from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_symbols, layout,
+                      pilot_sequence, preamble_symbols, training_symbols)
+from .pulse import matched_filter, rrc_taps, shape
+from .sync import derotate, find_candidates, peak_time, sample_symbols, schmidl_cox
+
+__all__ = ["modulate", "Receiver", "RxFrame", "DemodResult"]
+
+
+def modulate(frames: list[tuple[np.ndarray, Header]], cfg: LinkConfig) -> tuple[np.ndarray, list[int]]:
+    """frames: [(data complex [n_images * k], header)] -> (samples complex64 [n], start sample of each frame).
+
+    Each frame is preceded and the stream followed by ``cfg.guard`` symbols of
+    silence; samples carry unit energy per symbol (see :mod:`.pulse`).
+    """
+    cfg.validate()
+    taps = rrc_taps(cfg.sps, cfg.rolloff, cfg.span)
+    gap = np.zeros(cfg.guard * cfg.sps, dtype=np.complex128)
+    parts, starts, pos = [], [], 0
+    for data, hdr in frames:
+        parts.append(gap)
+        pos += len(gap)
+        starts.append(pos)
+        s = shape(build_frame(np.asarray(data), hdr, cfg), cfg.sps, taps)
+        parts.append(s)
+        pos += len(s)
+    parts.append(gap)
+    return np.concatenate(parts).astype(np.complex64), starts
+
+
+@dataclass
+class RxFrame:
+    """One received frame.
+
+    y, h: complex128 [n_images, k] (y = h z + n); noise_var: float, per complex
+    symbol; snr_db: float [n_images], the SNR the decoder should assume
+    (mean |h|^2 / noise_var); sinr_db: the equaliser's SINR; snr_in_db: channel
+    SNR before equalisation (sum |g|^2 / noise_var); snr_rep_db: the SNR from the
+    training repeat; start: sample of the first symbol (matched-filter time);
+    cfo: cycles per sample; eps: sample-clock offset; taps: the LS estimate.
+    """
+
+    header: Header
+    y: np.ndarray
+    h: np.ndarray
+    noise_var: float
+    snr_db: np.ndarray
+    sinr_db: float
+    snr_in_db: float
+    snr_rep_db: float
+    start: float
+    cfo: float
+    eps: float
+    taps: np.ndarray
+
+
+@dataclass
+class DemodResult:
+    frames: list[RxFrame]
+    candidates: int
+    rejected: list[dict] = field(default_factory=list)
+    n_samples: int = 0
+
+
+class _Reject(Exception):
+    pass
+
+
+class Receiver:
+    """The receiver side of the link for one :class:`LinkConfig`."""
+
+    def __init__(self, cfg: LinkConfig):
+        self.cfg = cfg.validate()
+        self.taps = rrc_taps(cfg.sps, cfg.rolloff, cfg.span)
+        self.pre = preamble_symbols(cfg)
+        self.train = training_symbols(cfg)
+        self.ref = np.concatenate([self.pre, self.train])
+        self.lag = cfg.zc_len * cfg.sps
+        self.window = (cfg.zc_reps - 1) * self.lag
+        self.d = (cfg.chan_taps - 1) // 2
+        self.q = (cfg.eq_taps - 1) // 2
+
+    # ---- helpers -------------------------------------------------------------
+    def _mf(self, raw: np.ndarray, a: int, b: int, f: float) -> np.ndarray:
+        """Matched-filter output for absolute samples [a, b) after removing CFO f."""
+        a0 = max(0, a - len(self.taps) + 1)
+        seg = derotate(raw[a0:b].astype(np.complex128), f, a0)
+        return matched_filter(seg, self.taps)[a - a0:]
+
+    def demodulate(self, samples: np.ndarray) -> DemodResult:
+        """samples: complex [n] (any rate-consistent stream) -> every frame found, in order."""
+        raw = np.asarray(samples).astype(np.complex64).astype(np.complex128)
+        mf = matched_filter(raw, self.taps)
+        metric, p = schmidl_cox(mf, self.lag, self.window)
+        cands = find_candidates(metric, self.cfg.detect_threshold, self.lag)
+        res = DemodResult([], len(cands), [], len(raw))
+        free = 0
+        for d in cands:
+            if d < free:
+                continue
+            try:
+                fr = self._burst(raw, d, p[d])
+            except _Reject as e:
+                res.rejected.append({"at": int(d), "reason": str(e)})
+                continue
+            res.frames.append(fr)
+            lay = layout(self.cfg, fr.header.n_images * fr.header.k)
+            free = int(fr.start + (lay.total - 2 * self.cfg.train_len) * self.cfg.sps)
+        return res
+
+    # ---- one burst -----------------------------------------------------------
+    def _burst(self, raw: np.ndarray, d: int, p: complex) -> RxFrame:
+        c, sps, dd, q = self.cfg, self.cfg.sps, self.d, self.q
+        f = float(np.angle(p)) / (2 * np.pi * self.lag)
+        n_pt = len(self.ref)
+        lo, hi = d - self.lag - 4, d + self.lag + 4
+        a = max(0, lo - 8)
+        b = min(len(raw), hi + (n_pt + 8) * sps)
+        mfl = self._mf(raw, a, b, f)
+        t, rho, _ = peak_time(mfl, self.ref, sps, max(lo - a, 0), hi - a)
+        if rho < c.confirm_threshold:
+            raise _Reject(f"weak preamble correlation {rho:.3f}")
+        t0 = t + a
+        lay0 = layout(c, 0)
+        tr1, tr2 = lay0.train1, lay0.train2
+
+        # header pass: taps from preamble + training 1, the phase drift across
+        # the header from training 2, so a CFO error cannot rotate the header away
+        n_known = lay0.n_known
+        b2 = int(t0 + (n_known + q + dd + 16) * sps) + len(self.taps)
+        if b2 > len(raw):
+            raise _Reject("truncated before the header")
+        mfh = self._mf(raw, a, b2, f)
+        idx = np.arange(n_known + q + dd)
+        r = sample_symbols(mfh, t0 - a, sps, idx)
+        x = np.zeros(n_known, dtype=np.complex128)
+        x[:n_pt] = self.ref
+        x[tr2] = self.train
+        rows = np.arange(0, n_pt - dd)
+        w_res = cfo_from_halves(r, x[:n_pt], rows, dd)
+        r = r * np.exp(-1j * w_res * idx)
+        g1, s1, _ = ls_channel(r, x[:n_pt], rows, dd)
+        rows2 = np.arange(tr2.start + dd, tr2.stop - dd)
+        from .estimate import _regressors
+        model2 = _regressors(x, rows2, dd) @ g1
+        c2 = np.vdot(model2, r[rows2])
+        w2 = float(np.angle(c2)) / (np.mean(rows2) - np.mean(rows))
+        r = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
+        f += (w_res + w2) / (2 * np.pi * sps)
+        w1, beta1 = mmse_equalizer(g1, s1, c.eq_taps)
+        hp = np.arange(lay0.header.start, lay0.header.stop)
+        soft = np.real(equalize_fir(r, w1, hp)) / beta1
+        try:
+            hdr = Header.from_bits(viterbi_decode(soft, HEADER_BITS + 16))
+        except HeaderError as e:
+            raise _Reject(f"header: {e}") from None
+
+        # the whole frame, resampled for the clock offset
+        lay = layout(c, hdr.n_images * hdr.k)
+        n_total = lay.total + q + dd
+        b3 = int(t0 + (n_total + 16) * sps * (1 + c.max_eps)) + len(self.taps)
+        if b3 > len(raw):
+            raise _Reject("truncated frame")
+        mff = self._mf(raw, a, b3, f)
+        eps = 0.0
+        if sps > 1:
+            base = int(round(t0 - a)) + tr1.start * sps
+            ts, _, _ = peak_time(mff, self.train, sps, base - 3, base + 3)
+            dist = (lay.post.start - tr1.start) * sps
+            span = int(np.ceil(dist * c.max_eps)) + 2
+            tp, rho_p, _ = peak_time(mff, self.train, sps, int(round(ts + dist)) - span, int(round(ts + dist)) + span)
+            if rho_p >= c.confirm_threshold:
+                eps = float(np.clip((tp - ts) / dist - 1.0, -c.max_eps, c.max_eps))
+        idx = np.arange(n_total)
+        r = sample_symbols(mff, t0 - a, sps * (1 + eps), idx)
+        x = np.zeros(lay.total, dtype=np.complex128)
+        x[:n_pt] = self.ref
+        x[lay.header] = header_symbols(hdr)
+        x[lay.train2] = self.train
+        rows = np.arange(0, lay.n_known - dd)
+        w_res = cfo_from_halves(r, x[:lay.n_known], rows, dd)
+        r = r * np.exp(-1j * w_res * idx)
+        f += w_res / (2 * np.pi * sps)
+        g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
+        snr_rep, _ = snr_from_repeat(r[lay.train1], r[lay.train2])
+        w, beta = mmse_equalizer(g, s2, c.eq_taps)
+        sinr = beta / (1 - beta)
+        pos = np.concatenate([lay.data_idx, lay.pilot_idx])
+        v = np.zeros(lay.total, dtype=np.complex128)
+        v[pos] = equalize_fir(r, w, pos) / beta
+        if c.track:
+            gain = track_pilots(v, pilot_sequence(len(lay.pilot_idx)), lay.pilot_idx, lay.pilot_block,
+                                lay.data_idx, sinr, anchor=(float(np.mean(rows)), float(len(rows))))
+        else:
+            gain = np.ones(len(lay.data_idx), dtype=np.complex128)
+        h_eff = np.sqrt(sinr * s2)
+        shape_ = (hdr.n_images, hdr.k)
+        y = (h_eff * v[lay.data_idx]).reshape(shape_)
+        h = (h_eff * gain).reshape(shape_)
+        snr_img = lin_db(np.mean(np.abs(h) ** 2, axis=1) / s2)
+        return RxFrame(hdr, y, h, s2, snr_img, float(lin_db(sinr)), float(lin_db(np.sum(np.abs(g) ** 2) / s2)),
+                       float(lin_db(snr_rep)), t0, f, eps, g)

@@ -1,0 +1,190 @@
+"""A batch of images over the link: symbols [B, k] -> sample stream -> ChannelResult.
+
+:class:`LinkSession` is what every radio backend shares: it cuts a batch into
+frames (``images_per_frame`` images each, consecutive frame ids), modulates
+them into one burst stream (:class:`TxPlan`), and turns whatever stream came
+back into a :class:`sccdm.backends.ChannelResult` with ESTIMATED CSI and SNR.
+Images whose frame was not found come back as erased (mask False, y = 0).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, asdict
+
+import numpy as np
+import torch
+
+from .framing import Header, LinkConfig, layout, model_id
+from .modem import DemodResult, Receiver, modulate
+
+__all__ = ["LinkMeta", "TxPlan", "LinkSession", "LinkError", "LinkTimeout", "NoBurstError"]
+
+
+class LinkError(RuntimeError):
+    """The radio link failed (nothing usable came back)."""
+
+
+class LinkTimeout(LinkError, TimeoutError):
+    """The far end (flowgraph) did not answer in time."""
+
+
+class NoBurstError(LinkError):
+    """Samples came back but no frame could be found in them."""
+
+
+@dataclass
+class LinkMeta:
+    """What the header carries beyond the symbols: model name, latent (C, h, w), image (H, W); zeros = unknown."""
+
+    model: str = ""
+    latent_shape: tuple = (0, 0, 0)
+    image_size: tuple = (0, 0)
+
+
+@dataclass
+class TxPlan:
+    """One transmission: samples complex64 [n]; frame ids first_id..first_id+len(frames)-1 (mod 2^16);
+    frames: (first image, image count) per frame; starts: first sample of each frame."""
+
+    samples: np.ndarray
+    first_id: int
+    batch: int
+    k: int
+    frames: list
+    starts: list
+    overhead_symbols: list
+    meta: LinkMeta = field(default_factory=LinkMeta)
+
+    def describe(self) -> dict:
+        """JSON-serialisable everything but the samples (what a recording needs to be replayed)."""
+        d = {k: v for k, v in asdict(self).items() if k != "samples"}
+        d["meta"] = {"model": self.meta.model, "latent_shape": list(self.meta.latent_shape),
+                     "image_size": list(self.meta.image_size)}
+        d["frames"] = [list(f) for f in self.frames]
+        return d
+
+    @classmethod
+    def from_description(cls, d: dict, samples: np.ndarray) -> "TxPlan":
+        m = d.get("meta") or {}
+        meta = LinkMeta(m.get("model", ""), tuple(m.get("latent_shape", (0, 0, 0))), tuple(m.get("image_size", (0, 0))))
+        return cls(samples, int(d["first_id"]), int(d["batch"]), int(d["k"]), [tuple(f) for f in d["frames"]],
+                   list(d["starts"]), list(d["overhead_symbols"]), meta)
+
+
+def _as_numpy(symbols) -> np.ndarray:
+    if isinstance(symbols, torch.Tensor):
+        symbols = symbols.detach().cpu().numpy()
+    z = np.asarray(symbols)
+    if z.ndim != 2 or not np.iscomplexobj(z):
+        raise ValueError(f"symbols must be complex [B, k], got {z.dtype} {z.shape}")
+    if z.shape[0] < 1 or z.shape[1] < 1 or z.shape[1] >= 1 << 16:
+        raise ValueError(f"symbols shape {z.shape}: need B >= 1 and 1 <= k < 65536")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("symbols contain NaN or inf")
+    return z.astype(np.complex128)
+
+
+class LinkSession:
+    """Transmitter and receiver of the link for one :class:`LinkConfig`; thread-safe frame ids."""
+
+    def __init__(self, cfg: LinkConfig | None = None, first_id: int = 0):
+        self.cfg = (cfg or LinkConfig()).validate()
+        self.receiver = Receiver(self.cfg)
+        self._next_id = first_id & 0xFFFF
+        self._lock = threading.Lock()
+
+    def overhead(self, n_images: int = 1, k: int = 256) -> int:
+        """Non-data symbols of one frame carrying n_images images of k symbols."""
+        return layout(self.cfg, n_images * k).overhead
+
+    def plan(self, symbols, meta: LinkMeta | None = None) -> TxPlan:
+        """symbols: complex [B, k], power-normalised -> the burst stream for them."""
+        z = _as_numpy(symbols)
+        meta = meta or LinkMeta()
+        b, k = z.shape
+        c, hh, ww = (int(v) for v in meta.latent_shape)
+        if c * hh * ww and c * hh * ww != 2 * k:
+            raise ValueError(f"latent shape {meta.latent_shape} does not hold {k} complex symbols")
+        per = self.cfg.images_per_frame
+        groups = [(i, min(per, b - i)) for i in range(0, b, per)]
+        with self._lock:
+            first = self._next_id
+            self._next_id = (first + len(groups)) & 0xFFFF
+        frames, ovh = [], []
+        for j, (i0, n) in enumerate(groups):
+            hdr = Header((first + j) & 0xFFFF, n, k, model_id(meta.model), c, hh, ww,
+                         int(meta.image_size[0]), int(meta.image_size[1])).check()
+            frames.append((z[i0:i0 + n].reshape(-1), hdr))
+            ovh.append(self.overhead(n, k))
+        samples, starts = modulate(frames, self.cfg)
+        return TxPlan(samples, first, b, k, groups, starts, ovh, meta)
+
+    def demodulate(self, rx: np.ndarray) -> DemodResult:
+        return self.receiver.demodulate(rx)
+
+    def receive(self, rx: np.ndarray, plan: TxPlan, chan, generator: torch.Generator | None = None,
+                source: str = "link"):
+        """rx: complex [n] received stream; chan: the ChannelConfig (its kind / csi say how the
+        receiver will equalise) -> :class:`sccdm.backends.ChannelResult` with estimated CSI."""
+        from ..backends import ChannelResult
+
+        rx = np.asarray(rx).astype(np.complex64)
+        dem = self.demodulate(rx)
+        b, k = plan.batch, plan.k
+        y = np.zeros((b, k), dtype=np.complex128)
+        h = np.zeros((b, k), dtype=np.complex128)
+        nv = np.ones(b)
+        snr = np.zeros(b)
+        got = np.zeros(b, dtype=bool)
+        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": []}
+        seen = set()
+        for fr in dem.frames:
+            j = (fr.header.frame_id - plan.first_id) & 0xFFFF
+            if j >= len(plan.frames) or j in seen:
+                continue  # a frame of another transmission (stale samples), or a duplicate
+            i0, n = plan.frames[j]
+            if fr.header.n_images != n or fr.header.k != k:
+                continue
+            seen.add(j)
+            y[i0:i0 + n], h[i0:i0 + n] = fr.y, fr.h
+            nv[i0:i0 + n], snr[i0:i0 + n], got[i0:i0 + n] = fr.noise_var, fr.snr_db, True
+            for key in info:
+                info[key].append(round(float(getattr(fr, key)), 7))
+        mask = np.repeat(got[:, None], k, axis=1)
+        csi = chan.csi if chan.kind != "awgn" else "none"
+        h_out = h
+        if chan.kind == "awgn":
+            # the receiver will not equalise: hand over unit-gain symbols
+            safe = np.where(np.abs(h) > 1e-9, h, 1.0)
+            y = np.where(mask, y / safe, 0)
+            nv = np.where(got, nv / np.maximum(np.mean(np.abs(h) ** 2, axis=1), 1e-12), 1.0)
+            h_out = None
+        elif csi == "abs":
+            ph = np.exp(-1j * np.angle(h))
+            y, h_out = y * ph, np.abs(h).astype(np.complex128)
+        elif csi == "none":
+            h_out = None
+        if chan.erasure_prob > 0:
+            lost = torch.rand(b, k, generator=generator).numpy() < chan.erasure_prob
+            mask = mask & ~lost
+            y = np.where(mask, y, 0)
+        ovh_img = float(sum(plan.overhead_symbols)) / b
+        extras = {
+            "link": source, "frames": len(plan.frames), "frames_received": len(seen),
+            "lost_images": [int(i) for i in np.flatnonzero(~got)],
+            "overhead_symbols": int(sum(plan.overhead_symbols)), "overhead_symbols_per_frame": plan.overhead_symbols,
+            "overhead_symbols_per_image": ovh_img, "symbols_per_image_on_air": k + ovh_img,
+            "samples_sent": int(len(plan.samples)), "samples_received": int(len(rx)),
+            "detect_candidates": dem.candidates, "rejected": dem.rejected[:20], **info,
+            "link_config": self.cfg.to_dict(),
+        }
+        hh, ww = plan.meta.image_size
+        if hh and ww:
+            extras["cbr"] = k / (3.0 * hh * ww)
+            extras["cbr_with_overhead"] = (k + ovh_img) / (3.0 * hh * ww)
+        return ChannelResult(
+            y=torch.from_numpy(y.astype(np.complex64)),
+            h=None if h_out is None else torch.from_numpy(np.asarray(h_out).astype(np.complex64)),
+            noise_var=torch.from_numpy(nv.astype(np.float32)),
+            snr_db=torch.from_numpy(snr.astype(np.float32)),
+            csi_source="estimated", mask=torch.from_numpy(mask), extras=extras)
