@@ -136,8 +136,8 @@ class LinkSession:
         nv = np.ones(b)
         snr = np.zeros(b)
         got = np.zeros(b, dtype=bool)
-        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": []}
-        seen = set()
+        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": [], "start": []}
+        seen, frame_ids = set(), []
         for fr in dem.frames:
             j = (fr.header.frame_id - plan.first_id) & 0xFFFF
             if j >= len(plan.frames) or j in seen:
@@ -150,6 +150,7 @@ class LinkSession:
             nv[i0:i0 + n], snr[i0:i0 + n], got[i0:i0 + n] = fr.noise_var, fr.snr_db, True
             for key in info:
                 info[key].append(round(float(getattr(fr, key)), 7))
+            frame_ids.append(int(fr.header.frame_id))
         mask = np.repeat(got[:, None], k, axis=1)
         csi = chan.csi if chan.kind != "awgn" else "none"
         h_out = h
@@ -176,6 +177,7 @@ class LinkSession:
             "overhead_symbols_per_image": ovh_img, "symbols_per_image_on_air": k + ovh_img,
             "samples_sent": int(len(plan.samples)), "samples_received": int(len(rx)),
             "detect_candidates": dem.candidates, "rejected": dem.rejected[:20], **info,
+            "frame_ids": frame_ids,
             "link_config": self.cfg.to_dict(),
         }
         hh, ww = plan.meta.image_size
