@@ -61,11 +61,29 @@ class EmulatedLinkBackend(LinkBackend):
             raise ValueError("the link backends fade per frame: use fading='block' with block_size=0 "
                              f"(got fading={cfg.fading!r}, block_size={cfg.block_size})")
 
+    def transmit(self, symbols, cfg, generator=None, meta=None):
+        """As :meth:`LinkBackend.transmit`; extras["true_snr_db"] holds the channel's real per-image SNR
+        (|h|^2 SNR), known only because this channel is emulated - for evaluating the estimates."""
+        self.check(cfg)
+        plan = self.session.plan(symbols, meta)
+        rx, gains = self._channel(plan, cfg, generator)
+        res = self.finish(rx, plan, cfg, generator)
+        true = np.empty(plan.batch)
+        for (i0, n), gv in zip(plan.frames, gains):
+            true[i0:i0 + n] = float(cfg.snr_db) + 10 * np.log10(max(abs(gv) ** 2, 1e-12))
+        res.extras["true_snr_db"] = [round(float(v), 4) for v in true]
+        return res
+
     def channel_stream(self, plan, cfg, generator) -> np.ndarray:
+        return self._channel(plan, cfg, generator)[0]
+
+    def _channel(self, plan, cfg, generator) -> tuple[np.ndarray, np.ndarray]:
+        """-> (rx samples complex64 [n], the complex gain of each frame complex [n_frames])."""
         x = plan.samples.astype(np.complex128)
         sps = self.session.cfg.sps
         lead = int(torch.randint(0, 8 * sps, (1,), generator=generator))
         x = np.concatenate([np.zeros(lead), x])
+        hs = np.ones(len(plan.starts), dtype=np.complex128)
         if cfg.kind == "rayleigh":
             hs = _cn(len(plan.starts), generator)
             bounds = [lead + s for s in plan.starts] + [len(x)]
@@ -79,7 +97,7 @@ class EmulatedLinkBackend(LinkBackend):
             x = x * np.exp(1j * (2 * math.pi * self.cfo * np.arange(len(x)) + phi0))
         nv = 10.0 ** (-float(cfg.snr_db) / 10.0)
         x = x + math.sqrt(nv) * _cn(len(x), generator)
-        return x.astype(np.complex64)
+        return x.astype(np.complex64), hs
 
 
 register("emulated_link", EmulatedLinkBackend)

@@ -66,7 +66,7 @@ class LinkConfig:
     guard: int = 64
     images_per_frame: int = 1
     max_eps: float = 1e-3
-    detect_threshold: float = 0.10
+    detect_threshold: float = 0.06
     confirm_threshold: float = 0.06
     track: bool = True
 
