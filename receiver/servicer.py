@@ -32,7 +32,8 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
         super().__init__(cfg, log)
         self.models = ModelStore(cfg.model, self.device)
         self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
-                                      key=lambda it: it.key, size=lambda it: it.y.shape[0], name="receiver")
+                                      key=lambda it: it.key, size=lambda it: it.y.shape[0], name="receiver",
+                                      limit=lambda key: cfg.batch_limit(*key[2]))
 
     def load(self):
         model = self.models.load_default()

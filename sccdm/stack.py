@@ -189,10 +189,19 @@ class Stack:
         self.start_service(name)
         self.wait_service(name, timeout)
 
-    def stop(self) -> None:
-        # gateway first so nothing new comes in, then the services
-        for name in ("gateway",) + SERVICES:
-            self.stop_service(name)
+    def stop(self, timeout: float = 10.0) -> None:
+        # gateway first so nothing new comes in, then the three services together
+        self.stop_service("gateway", timeout)
+        live = [self.procs[n] for n in SERVICES if n in self.procs and self.procs[n].poll() is None]
+        for p in live:
+            p.send_signal(signal.SIGTERM)
+        end = time.monotonic() + timeout
+        for p in live:
+            try:
+                p.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
     def dead(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is not None]

@@ -3,6 +3,7 @@ import io
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -92,3 +93,44 @@ def test_readyz_follows_a_backend_down_and_back(stack, http, make_png):
         time.sleep(0.2)
     assert http.get("/readyz").status_code == 200
     assert post(http, data).status_code == 200
+
+
+@pytest.mark.slow
+def test_cli_stack_up_in_background_then_send_then_sigterm(tmp_path, make_png, capsys):
+    """What scripts/quickstart.sh does: `sccdm stack up &`, `sccdm send`, then stop it with SIGTERM."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from sccdm import send
+    from sccdm.stack import REPO
+
+    data, _ = make_png(32, 32)
+    (tmp_path / "in.png").write_bytes(data)
+    p = subprocess.Popen([sys.executable, "-m", "sccdm.cli", "stack", "up", "--port", "0", "--log-dir",
+                          str(tmp_path / "logs")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    try:
+        url, lines = None, []
+        for line in p.stdout:
+            lines.append(line)
+            m = re.match(r"gateway\s+(http://\S+)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "".join(lines)
+        rc = send.main([str(tmp_path / "in.png"), "--gateway", url, "--out", str(tmp_path / "out.png"),
+                        "--snr", "10", "--channel", "rayleigh", "--seed", "2", "--wait", "60"])
+        out = capsys.readouterr().out
+        assert rc == 0 and "PSNR" in out and "channel uses" in out
+        assert Image.open(tmp_path / "out.png").size == (32, 32)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rest, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, rest
+    assert "stopped" in rest
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as s:
+        assert s.connect_ex((host, int(port))) != 0, "gateway still listening after stack stopped"

@@ -78,6 +78,23 @@ def test_batcher_groups_by_key_caps_size_and_isolates_failures():
     assert ["a", "bad"] in calls and ["a"] in calls and ["bad"] in calls  # failed batch retried one by one
 
 
+def test_batcher_limit_per_key_keeps_large_images_apart():
+    calls = []
+
+    def run(items):
+        calls.append(len(items))
+        return items
+
+    async def main():
+        b = DynamicBatcher(run, max_batch=16, max_wait_ms=20, key=lambda i: i, name="test",
+                           limit=lambda key: ServiceConfig("receiver").batch_limit(key, key))
+        await asyncio.gather(*(b.submit(256) for _ in range(3)), *(b.submit(32) for _ in range(20)))
+        await b.close()
+
+    asyncio.run(main())
+    assert sorted(calls) == [1, 1, 1, 4, 16]   # 256x256 alone; 32x32 up to max_batch
+
+
 def test_batched_receiver_matches_single_requests(ref_model):
     """Per-request seeds survive batching: same noise draws, results equal up to float rounding."""
     from receiver.decode import RxItem, run_batch

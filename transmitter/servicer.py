@@ -29,7 +29,8 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         self.models = ModelStore(cfg.model, self.device)
         self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
                                       key=lambda it: (it.model, tuple(it.images.shape[-2:])),
-                                      size=lambda it: it.images.shape[0], name="transmitter")
+                                      size=lambda it: it.images.shape[0], name="transmitter",
+                                      limit=lambda key: cfg.batch_limit(*key[1]))
 
     def load(self):
         model = self.models.load_default()

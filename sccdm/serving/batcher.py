@@ -45,13 +45,16 @@ class DynamicBatcher:
     run_batch: ``list[item] -> list[result]`` (same order), called on the worker
     thread; key: ``item -> hashable``, only equal keys share a batch; size: ``item
     -> images it holds``; max_batch: images per batch (a single larger request
-    still runs, alone); max_wait_ms: how long the first request of a batch may wait.
+    still runs, alone); max_wait_ms: how long the first request of a batch may wait;
+    limit: optional ``key -> most images per batch for that key`` (e.g. fewer large images).
     """
 
     def __init__(self, run_batch: Callable[[list], list], *, max_batch: int = 16, max_wait_ms: float = 2.0,
                  key: Callable[[Any], Hashable] = lambda item: None, size: Callable[[Any], int] = lambda item: 1,
-                 name: str = "batcher", executor: ThreadPoolExecutor | None = None):
+                 name: str = "batcher", executor: ThreadPoolExecutor | None = None,
+                 limit: Callable[[Hashable], int] | None = None):
         self.run_batch, self.key, self.size, self.name = run_batch, key, size, name
+        self.limit = limit
         self.max_batch, self.max_wait = max(1, int(max_batch)), max(0.0, max_wait_ms) / 1000.0
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-compute")
         self._queue: list[_Pending] = []
@@ -83,15 +86,19 @@ class DynamicBatcher:
         self._queue.clear()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
+    def _cap(self, key) -> int:
+        return max(1, min(self.max_batch, self.limit(key))) if self.limit is not None else self.max_batch
+
     def _take(self) -> list[_Pending]:
         """Pop the first live request and those with its key, up to max_batch images."""
         self._queue = [p for p in self._queue if not p.future.done()]
         if not self._queue:
             return []
         first = self._queue[0]
+        cap = self._cap(first.key)
         batch, n, rest = [], 0, []
         for p in self._queue:
-            if p.key == first.key and (not batch or n + p.size <= self.max_batch):
+            if p.key == first.key and (not batch or n + p.size <= cap):
                 batch.append(p)
                 n += p.size
             else:
@@ -111,7 +118,8 @@ class DynamicBatcher:
                 await self._wake.wait()
             first = next(p for p in self._queue if not p.future.done())
             deadline = first.t_enqueued + self.max_wait
-            while self._ready_images(first.key) < self.max_batch and not first.future.done():
+            cap = self._cap(first.key)
+            while self._ready_images(first.key) < cap and not first.future.done():
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break

@@ -12,6 +12,8 @@ SCCDM_MODEL                default zoo model                                    
 SCCDM_DEVICE               "auto" (cuda if available, else cpu), "cpu", "cuda:0"  auto
 SCCDM_MAX_BATCH            most images per batch in transmitter / receiver        16
 SCCDM_MAX_WAIT_MS          longest wait for a batch to fill                       2
+SCCDM_MAX_BATCH_PIXELS     most pixels (images x H x W) per batch: large images   65536 (one 256x256,
+                           batch worse than they run alone on a CPU              or 16 64x64)
 SCCDM_MAX_MESSAGE_MB       gRPC message size limit, both directions               64
 SCCDM_LOG_LEVEL            DEBUG, INFO, WARNING, ERROR                            INFO
 SCCDM_METRICS_PORT         Prometheus HTTP port of a gRPC service (0 = off)       transmitter 9101,
@@ -80,6 +82,7 @@ class ServiceConfig:
     device: str = "auto"
     max_batch: int = 16
     max_wait_ms: float = 2.0
+    max_batch_pixels: int = 65536
     max_message_mb: float = 64.0
     log_level: str = "INFO"
     metrics_port: int = 0
@@ -96,6 +99,10 @@ class ServiceConfig:
     @property
     def max_message_bytes(self) -> int:
         return int(self.max_message_mb * 1024 * 1024)
+
+    def batch_limit(self, height: int, width: int) -> int:
+        """Most images of this size per model batch (at least 1)."""
+        return max(1, min(self.max_batch, self.max_batch_pixels // max(1, height * width)))
 
     @property
     def grpc_service_name(self) -> str:
@@ -114,6 +121,7 @@ class ServiceConfig:
             device=_get(env, "SCCDM_DEVICE", "auto", str),
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),
             max_wait_ms=_positive("SCCDM_MAX_WAIT_MS", _get(env, "SCCDM_MAX_WAIT_MS", 2.0, float), True),
+            max_batch_pixels=_positive("SCCDM_MAX_BATCH_PIXELS", _get(env, "SCCDM_MAX_BATCH_PIXELS", 65536, int)),
             max_message_mb=_positive("SCCDM_MAX_MESSAGE_MB", _get(env, "SCCDM_MAX_MESSAGE_MB", 64.0, float)),
             log_level=_get(env, "SCCDM_LOG_LEVEL", "INFO", str).upper(),
             metrics_port=_positive("SCCDM_METRICS_PORT",
