@@ -100,13 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--docker-torch-index", default=None,
                    help=f"pip index for torch (default: {CPU_TORCH_INDEX}; with --docker-gpus give a CUDA one, "
                         "e.g. https://download.pytorch.org/whl/cu128)")
-    g.add_argument("--docker-publish-host", default="127.0.0.1",
-                   help="host address the gateway port is published on (default: 127.0.0.1)")
+    g.add_argument("--docker-publish-host", default=None,
+                   help="host address the gateway port is published on (default: --host, else 127.0.0.1)")
     g.add_argument("--docker-env", action="append", default=[], metavar="[SERVICE:]KEY=VALUE",
                    help="extra environment, for every service or one (repeatable), e.g. SCCDM_MAX_BATCH=32 "
                         "or channel:SCCDM_CHANNEL_BACKEND=emulated_link")
-    g.add_argument("--docker-health-timeout", type=float, default=600.0,
-                   help="seconds to wait for the services to report SERVING (default: 600)")
+    g.add_argument("--docker-health-timeout", type=float, default=None,
+                   help="seconds to wait for the services to report SERVING (default: --ready-timeout, else 600)")
     g.add_argument("--docker-poll", type=float, default=1.0,
                    help="seconds between container health polls (default: 1)")
 
@@ -127,18 +127,44 @@ def _parse_env(items) -> tuple[dict, dict]:
     return common, per
 
 
+def _parse_extra(args) -> None:
+    """Parse ``--docker-*`` options ``sccdm stack`` left unparsed (in ``args.extra``) into ``args``."""
+    extra = list(getattr(args, "extra", None) or [])
+    if not extra:
+        return
+    p = argparse.ArgumentParser(prog="sccdm stack up --docker", add_help=False, allow_abbrev=False)
+    add_arguments(p)
+    ns, unknown = p.parse_known_args(extra)
+    if unknown:
+        raise StackError(f"unrecognised arguments: {' '.join(unknown)} (the --docker-* options are: "
+                         f"{', '.join(a.option_strings[0] for a in p._actions)})")
+    for k, v in vars(ns).items():
+        setattr(args, k, v)
+    args.extra = []
+
+
 def config_from_args(args) -> StackConfig:
-    """A :class:`StackConfig` from the parsed ``sccdm stack`` arguments (missing ones take defaults)."""
+    """A :class:`StackConfig` from the parsed ``sccdm stack up`` arguments (missing ones take defaults).
+
+    Reads ``port``, ``model``, ``host`` (publish address), ``max_batch``, ``max_wait_ms``,
+    ``ready_timeout`` of the stack's own parser and the ``docker_*`` options of
+    :func:`add_arguments`, parsing them from ``args.extra`` when the caller left them there.
+    """
+    _parse_extra(args)
     get = lambda name, default: getattr(args, name, default) if getattr(args, name, None) is not None else default
     common, per = _parse_env(get("docker_env", []))
+    for opt, var in (("max_batch", "SCCDM_MAX_BATCH"), ("max_wait_ms", "SCCDM_MAX_WAIT_MS")):
+        if get(opt, None) is not None:
+            for svc in GPU_SERVICES:  # the batching services
+                per.setdefault(svc, {}).setdefault(var, str(get(opt, None)))
     gpus = bool(get("docker_gpus", False))
     return StackConfig(
         model=get("model", "sc-cdm-cpu"), port=int(get("port", 8000)),
-        publish_host=get("docker_publish_host", "127.0.0.1"), prefix=get("docker_prefix", "sccdm"),
+        publish_host=get("docker_publish_host", get("host", "127.0.0.1")), prefix=get("docker_prefix", "sccdm"),
         tag=get("docker_tag", "local"), build=not get("docker_no_build", False), gpus=gpus,
         torch_index_url=get("docker_torch_index", CPU_TORCH_INDEX),
-        health_timeout_s=float(get("docker_health_timeout", 600.0)), poll_s=float(get("docker_poll", 1.0)),
-        env=common, service_env=per)
+        health_timeout_s=float(get("docker_health_timeout", get("ready_timeout", 600.0))),
+        poll_s=float(get("docker_poll", 1.0)), env=common, service_env=per)
 
 
 def _say(msg: str) -> None:
@@ -278,8 +304,20 @@ class Stack:
             self.wait_healthy([service])
         return new
 
+    def gateway_url(self) -> str:
+        """The published gateway URL; with ``port=0`` the port Docker picked."""
+        port = self.cfg.port
+        gw = self.containers.get("gateway")
+        if gw is not None:
+            gw.reload()
+            bound = (gw.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{DEFAULT_PORTS['gateway']}/tcp")
+            if bound:
+                port = int(bound[0]["HostPort"])
+        host = self.cfg.publish_host if self.cfg.publish_host not in ("0.0.0.0", "") else "127.0.0.1"
+        return f"http://{host}:{port}"
+
     def endpoints(self) -> dict:
-        ep = {"gateway": f"http://{self.cfg.publish_host}:{self.cfg.port}"}
+        ep = {"gateway": self.gateway_url()}
         ep.update({s: f"{s}:{DEFAULT_PORTS[s]} (network {self.backend.name})" for s in GRPC_SERVICES})
         return ep
 
@@ -347,33 +385,41 @@ def connect():
 
 
 def up(args, stop: threading.Event | None = None) -> int:
-    """Run the stack until Ctrl-C / SIGTERM (or ``stop`` is set); 0 on a clean stop, 1 on failure."""
+    """Run the stack until Ctrl-C / SIGTERM (or ``stop`` is set); 0 on a clean stop, 1 on failure.
+
+    Ctrl-C or SIGTERM at any point, building and health waits included, removes
+    whatever was already started.
+    """
     stop = stop or threading.Event()
-    try:
-        cfg = config_from_args(args)
-        client = connect()
-        stack = start(client, cfg)
-    except StackError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     old_term = None
     if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+        old_term = signal.signal(signal.SIGTERM, on_term)
+    stack = None
     rc = 0
     try:
+        cfg = config_from_args(args)
+        stack = start(connect(), cfg)
         print("SC-CDM stack (containers) is up:", flush=True)
         for name, where in stack.endpoints().items():
             print(f"  {name:12s} {where}", flush=True)
+        if getattr(args, "demo", False):
+            from .stack import run_demo
+            rc = run_demo(stack.gateway_url(), out=getattr(args, "demo_out", "sccdm-demo.png"))
+            if getattr(args, "exit_after_demo", False):
+                return rc
         print("Ctrl-C to stop and remove the containers.", flush=True)
         while not stop.wait(cfg.poll_s):
             stack.check_running()
     except KeyboardInterrupt:
-        pass
+        print("stopping ...", flush=True)
     except StackError as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 1
     finally:
-        stack.teardown()
+        if stack is not None:
+            stack.teardown()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     return rc

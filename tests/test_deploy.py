@@ -235,6 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, {k: v for k, v in c.items() if not k.startswith("_")})
             if op == "start":
                 c["State"].update(Status="running", Running=True)
+                c["NetworkSettings"]["Ports"] = {  # port 0 / "" = the engine picks one
+                    port: [{"HostIp": b.get("HostIp", ""), "HostPort": b.get("HostPort") not in (None, "", "0")
+                            and b["HostPort"] or str(32768 + e._n)} for b in binds]
+                    for port, binds in (c["HostConfig"].get("PortBindings") or {}).items()}
                 if c["_healthcheck"]:
                     c["State"]["Health"] = {"Status": "starting"}
                 if name in e.exit_on_start:
@@ -427,49 +431,77 @@ def test_swap_replaces_one_service_keeping_its_network_name(engine):
     assert engine.containers == {} and engine.networks == {}
 
 
-def test_up_runs_until_stopped_then_tears_down(engine, capsys):
-    import argparse
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", default="sc-cdm-cpu")
-    docker_stack.add_arguments(p)
-    args = p.parse_args(["--port", "18081", "--docker-tag", "t1", "--docker-poll", "0.01",
-                         "--docker-env", "SCCDM_MAX_BATCH=32", "--docker-env", "channel:SCCDM_CHANNEL_BACKEND=emulated_link"])
-    stop = threading.Event()
+def _run_in_thread(fn):
     result = {}
-    th = threading.Thread(target=lambda: result.setdefault("rc", docker_stack.up(args, stop=stop)))
+    th = threading.Thread(target=lambda: result.setdefault("rc", fn()))
     th.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and "is up" not in capsys.readouterr().out:
-        time.sleep(0.05)
+    return th, result
+
+
+def _wait_running(engine, n=4, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.lock:
+            if len([c for c in engine.containers.values() if c["State"]["Status"] == "running"]) >= n:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the fake engine never saw the containers running")
+
+
+def test_up_runs_until_stopped_then_tears_down(engine, capsys):
+    # as `sccdm stack up --docker` hands them over: its own options parsed, ours left in args.extra
+    args = types.SimpleNamespace(
+        port=0, host="127.0.0.1", model=None, max_batch=32, max_wait_ms=None, ready_timeout=30, docker=True,
+        extra=["--docker-tag", "t1", "--docker-poll", "0.01", "--docker-env", "SCCDM_LOG_LEVEL=DEBUG",
+               "--docker-env", "channel:SCCDM_CHANNEL_BACKEND=emulated_link"])
+    stop = threading.Event()
+    th, result = _run_in_thread(lambda: docker_stack.up(args, stop=stop))
+    _wait_running(engine)
+    deadline = time.monotonic() + 10
+    out = ""
+    while time.monotonic() < deadline and "Ctrl-C" not in out:
+        out += capsys.readouterr().out
+        time.sleep(0.02)
     with engine.lock:
         cs = _by_name(engine)
-        assert len(cs) == 4
-        assert all(_env(c)["SCCDM_MAX_BATCH"] == "32" for c in cs.values())
+        assert all(_env(c)["SCCDM_LOG_LEVEL"] == "DEBUG" for c in cs.values())
+        assert all(_env(c)["SCCDM_MODEL"] == "sc-cdm-cpu" for c in cs.values())
+        assert _env(cs["sccdm-transmitter"])["SCCDM_MAX_BATCH"] == "32"
+        assert _env(cs["sccdm-receiver"])["SCCDM_MAX_BATCH"] == "32"
+        assert "SCCDM_MAX_BATCH" not in _env(cs["sccdm-channel"])
         assert _env(cs["sccdm-channel"])["SCCDM_CHANNEL_BACKEND"] == "emulated_link"
         assert "SCCDM_CHANNEL_BACKEND" not in _env(cs["sccdm-transmitter"])
         assert cs["sccdm-transmitter"]["Image"] == "sccdm/transmitter:t1"
+        published = cs["sccdm-gateway"]["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
+    # port 0: the engine picked one, and that is the URL printed
+    assert published != "0" and f"http://127.0.0.1:{published}" in out
     stop.set()
     th.join(20)
     assert result["rc"] == 0 and engine.containers == {} and engine.networks == {}
 
 
-def test_up_notices_a_crashed_service(engine, capsys):
-    args = types.SimpleNamespace(port=18082, model="sc-cdm-cpu", docker_poll=0.01)
-    stop = threading.Event()
-    result = {}
-    th = threading.Thread(target=lambda: result.setdefault("rc", docker_stack.up(args, stop=stop)))
-    th.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len([c for c in engine.containers.values()
-                                               if c["State"]["Status"] == "running"]) < 4:
-        time.sleep(0.05)
+def test_sccdm_stack_up_docker_runs_through_the_cli_and_notices_a_crash(engine, capsys):
+    from sccdm import stack as sccdm_stack
+    th, result = _run_in_thread(lambda: sccdm_stack.main(
+        ["up", "--docker", "--port", "18082", "--docker-poll", "0.01", "--docker-tag", "cli"]))
+    _wait_running(engine)
     with engine.lock:
-        _by_name(engine)["sccdm-channel"]["State"].update(Status="exited", Running=False, ExitCode=137)
+        cs = _by_name(engine)
+        assert cs["sccdm-gateway"]["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"] == "18082"
+        assert cs["sccdm-channel"]["Image"] == "sccdm/channel:cli"
+        cs["sccdm-channel"]["State"].update(Status="exited", Running=False, ExitCode=137)
     th.join(20)
     assert not th.is_alive() and result["rc"] == 1
     assert "sccdm-channel stopped" in capsys.readouterr().err
     assert engine.containers == {} and engine.networks == {}
+
+
+def test_unknown_docker_option_is_an_error(engine, capsys):
+    stop = threading.Event()
+    stop.set()  # should it start anyway, return at once
+    rc = docker_stack.up(types.SimpleNamespace(port=8000, model=None, extra=["--docker-gpu"]), stop=stop)
+    assert rc == 1 and "unrecognised arguments: --docker-gpu" in capsys.readouterr().err  # no abbreviations
+    assert not engine.calls_to("POST", "/build")
 
 
 def test_up_without_engine_says_so(monkeypatch, tmp_path, capsys):
