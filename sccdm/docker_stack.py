@@ -12,11 +12,14 @@ traffic, each service reachable by its own name (``transmitter:50051``, ...).
 Only the gateway also joins ``<prefix>-frontend``, the one network with a
 published port (``--docker-publish-host``:``--port`` -> 8000).
 
+``--docker-radio`` adds the GNU Radio flowgraph (``deploy/gnuradio``) as a fifth
+container, ``gnuradio``, and starts the channel with its ``zmq`` backend.
+
 :meth:`Stack.swap` replaces one service's container by another image on the same
-network name, e.g. the channel service by a radio-backed one::
+network name, e.g. the channel service by one of your own::
 
     stack = start(docker.from_env(), StackConfig(model="sc-cdm-cpu"))
-    stack.swap("channel", "sccdm/channel:local", {"SCCDM_CHANNEL_BACKEND": "zmq", ...})
+    stack.swap("channel", "me/my-channel:1", {"SCCDM_CHANNEL_BACKEND": "sigmf"})
 
 The engine is whatever ``DOCKER_HOST`` (or the default socket) points at.
 """
@@ -38,6 +41,18 @@ CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 GRPC_SERVICES = ("transmitter", "channel", "receiver")
 SERVICES = GRPC_SERVICES + ("gateway",)
 GPU_SERVICES = ("transmitter", "receiver")
+RADIO = "gnuradio"
+RADIO_CONTEXT = "deploy/gnuradio"
+# deploy/gnuradio/README.md: the channel's zmq backend BINDS its PUSH socket, the
+# flowgraph connects to it; the flowgraph BINDS its push sink, the backend connects.
+RADIO_CHANNEL_ENV = {"SCCDM_CHANNEL_BACKEND": "zmq", "SCCDM_ZMQ_TX": "tcp://0.0.0.0:5555",
+                     "SCCDM_ZMQ_RX": f"tcp://{RADIO}:5556"}
+RADIO_ENV = {"SCCDM_GR_TX": "tcp://channel:5555", "SCCDM_GR_RX": "tcp://0.0.0.0:5556"}
+# The flowgraph image has no HEALTHCHECK: healthy once its push sink listens.
+RADIO_HEALTHCHECK = {"test": ["CMD", "/usr/bin/python3", "-c",
+                              "import socket; socket.create_connection(('127.0.0.1', 5556), 2).close()"],
+                     "interval": 5_000_000_000, "timeout": 3_000_000_000, "retries": 3,
+                     "start_period": 30_000_000_000}
 LABEL = "org.sccdm.stack"
 
 __all__ = ["StackConfig", "Stack", "StackError", "add_arguments", "config_from_args", "start", "up"]
@@ -62,6 +77,7 @@ class StackConfig:
     tag: str = "local"
     build: bool = True
     gpus: bool = False
+    radio: bool = False
     torch_index_url: str = CPU_TORCH_INDEX
     health_timeout_s: float = 600.0
     poll_s: float = 1.0
@@ -72,12 +88,16 @@ class StackConfig:
         return f"{self.prefix}/{service}:{self.tag}"
 
     def service_environment(self, service: str) -> dict:
-        if service not in SERVICES:  # an extra container (e.g. the GNU Radio flowgraph): only what was asked
+        if service == RADIO:
+            return {**RADIO_ENV, **self.env_for_radio(), **self.service_env.get(service, {})}
+        if service not in SERVICES:  # another extra container: only what was asked for
             return dict(self.service_env.get(service, {}))
         env = {"SCCDM_HOST": "0.0.0.0", "SCCDM_PORT": str(DEFAULT_PORTS[service]), "SCCDM_MODEL": self.model,
                "SCCDM_DEVICE": "auto" if self.gpus and service in GPU_SERVICES else "cpu"}
         if service in DEFAULT_METRICS_PORTS:
             env["SCCDM_METRICS_PORT"] = str(DEFAULT_METRICS_PORTS[service])
+        if service == "channel" and self.radio:
+            env.update(RADIO_CHANNEL_ENV)
         if service == "gateway":
             env.update(SCCDM_TX_ADDR=f"transmitter:{DEFAULT_PORTS['transmitter']}",
                        SCCDM_CHANNEL_ADDR=f"channel:{DEFAULT_PORTS['channel']}",
@@ -85,6 +105,10 @@ class StackConfig:
         env.update(self.env)
         env.update(self.service_env.get(service, {}))
         return env
+
+    def env_for_radio(self) -> dict:
+        """SCCDM_GR_* of the common ``env`` (so --docker-env SCCDM_GR_SNR_DB=10 reaches the flowgraph)."""
+        return {k: v for k, v in self.env.items() if k.startswith("SCCDM_GR_")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +121,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--docker-gpus", action="store_true",
                    help="give transmitter and receiver all NVIDIA GPUs (needs the NVIDIA container toolkit) "
                         "and build them with --docker-torch-index")
+    g.add_argument("--docker-radio", action="store_true",
+                   help="run the channel over the GNU Radio flowgraph (deploy/gnuradio) via its zmq backend; "
+                        "set the flowgraph with --docker-env gnuradio:SCCDM_GR_SNR_DB=10 etc.")
     g.add_argument("--docker-torch-index", default=None,
                    help=f"pip index for torch (default: {CPU_TORCH_INDEX}; with --docker-gpus give a CUDA one, "
                         "e.g. https://download.pytorch.org/whl/cu128)")
@@ -119,8 +146,9 @@ def _parse_env(items) -> tuple[dict, dict]:
             raise StackError(f"--docker-env {item!r}: expected KEY=VALUE or SERVICE:KEY=VALUE")
         service, colon, key = head.rpartition(":")
         if colon:
-            if service not in SERVICES:
-                raise StackError(f"--docker-env {item!r}: unknown service {service!r}; one of {', '.join(SERVICES)}")
+            if service not in SERVICES + (RADIO,):
+                raise StackError(f"--docker-env {item!r}: unknown service {service!r}; "
+                                 f"one of {', '.join(SERVICES + (RADIO,))}")
             per.setdefault(service, {})[key] = value
         else:
             common[key] = value
@@ -162,6 +190,7 @@ def config_from_args(args) -> StackConfig:
         model=get("model", "sc-cdm-cpu"), port=int(get("port", 8000)),
         publish_host=get("docker_publish_host", get("host", "127.0.0.1")), prefix=get("docker_prefix", "sccdm"),
         tag=get("docker_tag", "local"), build=not get("docker_no_build", False), gpus=gpus,
+        radio=bool(get("docker_radio", False)),
         torch_index_url=get("docker_torch_index", CPU_TORCH_INDEX),
         health_timeout_s=float(get("docker_health_timeout", get("ready_timeout", 600.0))),
         poll_s=float(get("docker_poll", 1.0)), env=common, service_env=per)
@@ -187,21 +216,36 @@ class Stack:
             _say(f"building {self.cfg.image(svc)} (target {svc} of {DOCKERFILE})")
             stream = self.client.api.build(path=str(ROOT), dockerfile=DOCKERFILE, target=svc, tag=self.cfg.image(svc),
                                            buildargs=args, rm=True, decode=True, labels={LABEL: self.cfg.prefix})
-            for chunk in stream:
-                if "error" in chunk:
-                    raise StackError(f"building {self.cfg.image(svc)} failed: {chunk['error'].strip()}")
-                line = chunk.get("stream", "").rstrip()
-                if line:
-                    print(f"  {svc}: {line}", flush=True)
+            self._follow_build(svc, self.cfg.image(svc), stream)
+        if self.cfg.radio and RADIO not in services:
+            self.build_radio_image()
+
+    @staticmethod
+    def _follow_build(name: str, image: str, stream) -> None:
+        for chunk in stream:
+            if "error" in chunk:
+                raise StackError(f"building {image} failed: {chunk['error'].strip()}")
+            line = chunk.get("stream", "").rstrip()
+            if line:
+                print(f"  {name}: {line}", flush=True)
+
+    def build_radio_image(self) -> None:
+        image = self.cfg.image(RADIO)
+        _say(f"building {image} (from {RADIO_CONTEXT})")
+        stream = self.client.api.build(path=str(ROOT / RADIO_CONTEXT), tag=image, rm=True, decode=True,
+                                       labels={LABEL: self.cfg.prefix})
+        self._follow_build(RADIO, image, stream)
 
     def check_images(self) -> None:
         import docker.errors
-        for svc in SERVICES:
+        for svc in SERVICES + ((RADIO,) if self.cfg.radio else ()):
             try:
                 self.client.images.get(self.cfg.image(svc))
             except docker.errors.ImageNotFound:
+                how = (f"docker build -t {self.cfg.image(svc)} {RADIO_CONTEXT}" if svc == RADIO else
+                       f"docker build -f {DOCKERFILE} --target {svc} -t {self.cfg.image(svc)} .")
                 raise StackError(f"image {self.cfg.image(svc)} does not exist; build it (drop --docker-no-build) "
-                                 f"or: docker build -f {DOCKERFILE} --target {svc} -t {self.cfg.image(svc)} .") from None
+                                 f"or: {how}") from None
 
     # ------------------------------------------------------------ networks
     def remove_leftovers(self) -> None:
@@ -230,6 +274,8 @@ class Stack:
             kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
         if service == "gateway":
             kwargs["ports"] = {f"{DEFAULT_PORTS['gateway']}/tcp": (self.cfg.publish_host, self.cfg.port)}
+        if service == RADIO:
+            kwargs["healthcheck"] = RADIO_HEALTHCHECK
         environment = self.cfg.service_environment(service)
         environment.update(env or {})
         name = f"{self.cfg.prefix}-{service}"
@@ -319,6 +365,8 @@ class Stack:
     def endpoints(self) -> dict:
         ep = {"gateway": self.gateway_url()}
         ep.update({s: f"{s}:{DEFAULT_PORTS[s]} (network {self.backend.name})" for s in GRPC_SERVICES})
+        if RADIO in self.containers:
+            ep[RADIO] = f"{RADIO}:5556 <- channel:5555 (ZeroMQ, network {self.backend.name})"
         return ep
 
     def check_running(self) -> None:
@@ -361,9 +409,10 @@ def start(client, cfg: StackConfig) -> Stack:
     stack.remove_leftovers()
     try:
         stack.create_networks()
-        for svc in GRPC_SERVICES:
+        first = GRPC_SERVICES + ((RADIO,) if cfg.radio else ())
+        for svc in first:
             stack.run_service(svc)
-        stack.wait_healthy(GRPC_SERVICES)
+        stack.wait_healthy(first)
         stack.run_service("gateway")
         stack.wait_healthy(["gateway"])
     except BaseException:

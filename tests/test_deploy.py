@@ -147,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             names = tarfile.open(fileobj=io.BytesIO(body)).getnames()
             target, tag = q.get("target", ""), q.get("t", "")
             e.build_contexts[tag] = names
-            if q.get("dockerfile") not in names:
+            if q.get("dockerfile", "Dockerfile") not in names:
                 lines = [{"error": f"Cannot locate specified Dockerfile: {q.get('dockerfile')}"}]
             elif target in e.fail_build:
                 lines = [{"stream": "Step 1/9 : FROM python\n"}, {"error": "The command '/bin/sh -c pip' returned a non-zero code: 1"}]
@@ -211,10 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
                 nets[net_name] = ep or {}
             e.containers[cid] = {"Id": cid, "Name": "/" + name, "Image": body["Image"], "Config": {
                 "Image": body["Image"], "Env": body.get("Env") or [], "Labels": body.get("Labels") or {},
-                "Hostname": body.get("Hostname"), "Tty": False},
+                "Hostname": body.get("Hostname"), "Tty": False, "Healthcheck": body.get("Healthcheck")},
                 "HostConfig": body.get("HostConfig") or {}, "NetworkSettings": {"Networks": nets},
                 "State": {"Status": "created", "Running": False, "ExitCode": 0},
-                "_healthcheck": bool(image.get("Config", {}).get("Healthcheck")), "_inspections": 0}
+                "_healthcheck": bool(body.get("Healthcheck") or image.get("Config", {}).get("Healthcheck")),
+                "_inspections": 0}
             return self._send(201, {"Id": cid, "Warnings": []})
         if path == "/containers/json" and method == "GET":
             flt = json.loads(q.get("filters", "{}"))
@@ -695,7 +696,7 @@ def test_compose_services_ports_health_and_env_match_the_code():
         assert d["healthcheck"]["test"] == expected_probe
         assert d["init"] is True
         if s in GRPC:
-            assert {int(p) for p in d["expose"]} == {cfg.port, cfg.metrics_port}
+            assert {int(p) for p in d["expose"]} == {cfg.port, cfg.metrics_port} | ({5555} if s == "channel" else set())
             assert d["networks"] == ["backend"] and "ports" not in d
         gpu = (((d.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices")
         if s in ("transmitter", "receiver"):
@@ -821,3 +822,57 @@ def test_kustomize_renders_gpu_and_cpu_variants(overlay):
             assert ctr["resources"]["limits"]["nvidia.com/gpu"] == 1 and env["SCCDM_DEVICE"] == "auto"
             assert ctr["image"] == f"sccdm/{s}:0.1.0"
         assert len(ctr["env"]) == len(env)  # the patch merged by name, no duplicate SCCDM_DEVICE
+
+
+def _flowgraph_env_vars() -> set[str]:
+    text = (ROOT / "deploy/gnuradio/flowgraph.py").read_text()
+    return {"SCCDM_GR_" + n for n in re.findall(r'_env\("(\w+)"', text)}
+
+
+def _zmq_endpoint(addr: str) -> tuple[str, int]:
+    m = re.fullmatch(r"tcp://([^:]+):(\d+)", addr)
+    assert m, addr
+    return m.group(1), int(m.group(2))
+
+
+def _check_radio_wiring(channel_env: dict, radio_env: dict) -> None:
+    """channel binds SCCDM_ZMQ_TX, the flowgraph connects to it; the flowgraph binds its sink, channel connects."""
+    assert channel_env["SCCDM_CHANNEL_BACKEND"] == "zmq" or channel_env["SCCDM_CHANNEL_BACKEND"].startswith("${")
+    host, tx_port = _zmq_endpoint(channel_env["SCCDM_ZMQ_TX"])
+    assert host == "0.0.0.0"
+    assert _zmq_endpoint(radio_env["SCCDM_GR_TX"]) == ("channel", tx_port)
+    host, rx_port = _zmq_endpoint(radio_env["SCCDM_GR_RX"])
+    assert host == "0.0.0.0"
+    assert _zmq_endpoint(channel_env["SCCDM_ZMQ_RX"]) == ("gnuradio", rx_port)
+
+
+def test_compose_radio_profile_wires_channel_and_flowgraph():
+    svcs = load_compose(COMPOSE)["services"]
+    gr, ch = svcs["gnuradio"], svcs["channel"]
+    assert gr["profiles"] == ["radio"] and (ROOT / gr["build"]["context"] / "Dockerfile").exists()
+    assert set(gr["environment"]) <= _flowgraph_env_vars()
+    for k in ("SCCDM_ZMQ_TX", "SCCDM_ZMQ_RX"):
+        assert k in code_env_vars()
+    channel_env = {k: interpolate(v) for k, v in ch["environment"].items()}
+    channel_env["SCCDM_CHANNEL_BACKEND"] = "zmq"  # what `SCCDM_CHANNEL_BACKEND=zmq docker compose --profile radio up` gives
+    _check_radio_wiring(channel_env, {k: interpolate(v) for k, v in gr["environment"].items()})
+    assert ch["depends_on"]["gnuradio"] == {"condition": "service_healthy", "required": False}
+    assert gr["healthcheck"]["test"][-1].endswith("('127.0.0.1', 5556), 2).close()")
+    assert gr["networks"] == ["backend"] and "ports" not in gr
+    assert "5555" in ch["expose"]
+
+
+def test_radio_stack_adds_the_flowgraph_container(engine):
+    stack = docker_stack.start(docker_stack.connect(), _cfg(radio=True, env={"SCCDM_GR_SNR_DB": "7"}))
+    names = engine.build_contexts["sccdm/gnuradio:local"]
+    assert "Dockerfile" in names and "flowgraph.py" in names
+    cs = _by_name(engine)
+    assert set(cs) == {f"sccdm-{s}" for s in SERVICES} | {"sccdm-gnuradio"}
+    gr, ch = cs["sccdm-gnuradio"], cs["sccdm-channel"]
+    _check_radio_wiring(_env(ch), _env(gr))
+    assert _env(gr)["SCCDM_GR_SNR_DB"] == "7" and set(_env(gr)) <= _flowgraph_env_vars() | {"SCCDM_GR_SNR_DB"}
+    assert gr["Config"]["Healthcheck"]["Test"][:2] == ["CMD", "/usr/bin/python3"]
+    assert gr["NetworkSettings"]["Networks"]["sccdm-backend"]["Aliases"] == ["gnuradio"]
+    assert "gnuradio" in stack.endpoints()
+    stack.teardown()
+    assert engine.containers == {} and engine.networks == {}
