@@ -46,7 +46,9 @@ class LinkConfig:
     zc_reps: the preamble; train_len: one training copy; pilot_every /
     pilot_len: data symbols between pilot blocks, pilots per block; chan_taps /
     eq_taps: LS channel-estimate and MMSE-equaliser lengths (odd, symbol
-    spaced); guard: silent symbols around each frame; images_per_frame;
+    spaced); guard: silent symbols around each frame; header_repeat: copies
+    of the coded header (soft-combined: +3 dB per doubling, for links that must
+    survive deeper fades); images_per_frame;
     max_eps: largest sample-clock offset tracked; detect_threshold: Schmidl-Cox
     metric for a candidate; confirm_threshold: normalised preamble correlation
     to accept one; track: pilot tracking on/off.
@@ -64,6 +66,7 @@ class LinkConfig:
     chan_taps: int = 7
     eq_taps: int = 15
     guard: int = 64
+    header_repeat: int = 1
     images_per_frame: int = 1
     max_eps: float = 1e-3
     detect_threshold: float = 0.06
@@ -79,6 +82,8 @@ class LinkConfig:
             raise ValueError("the preamble needs at least 2 repeats")
         if self.images_per_frame < 1 or self.images_per_frame > 255:
             raise ValueError(f"images_per_frame must be in 1..255, got {self.images_per_frame}")
+        if not 1 <= self.header_repeat <= 8:
+            raise ValueError(f"header_repeat must be in 1..8, got {self.header_repeat}")
         if self.pilot_every < 1 or self.pilot_len < 1:
             raise ValueError("pilot_every and pilot_len must be >= 1")
         return self
@@ -187,9 +192,9 @@ def pilot_sequence(n: int) -> np.ndarray:
     return _qpsk(n, 0x9117)
 
 
-def header_symbols(hdr: Header) -> np.ndarray:
-    """BPSK (+1 for bit 0) of the coded header: float [HEADER_CODED]."""
-    return 1.0 - 2.0 * conv_encode(hdr.to_bits()).astype(np.float64)
+def header_symbols(hdr: Header, repeat: int = 1) -> np.ndarray:
+    """BPSK (+1 for bit 0) of the coded header, repeated: float [HEADER_CODED * repeat]."""
+    return np.tile(1.0 - 2.0 * conv_encode(hdr.to_bits()).astype(np.float64), repeat)
 
 
 @dataclass
@@ -225,7 +230,7 @@ def layout(cfg: LinkConfig, n_data: int) -> FrameLayout:
     n_pre = cfg.zc_len * cfg.zc_reps
     t = cfg.train_len
     train1 = slice(n_pre, n_pre + t)
-    header = slice(train1.stop, train1.stop + HEADER_CODED)
+    header = slice(train1.stop, train1.stop + HEADER_CODED * cfg.header_repeat)
     train2 = slice(header.stop, header.stop + t)
     pos = train2.stop
     data_idx, pilot_idx, pilot_block = [], [], []
@@ -255,7 +260,7 @@ def build_frame(data: np.ndarray, hdr: Header, cfg: LinkConfig) -> np.ndarray:
     tr = training_symbols(cfg)
     x[lay.train1] = tr
     x[lay.train2] = tr
-    x[lay.header] = header_symbols(hdr)
+    x[lay.header] = header_symbols(hdr, cfg.header_repeat)
     x[lay.data_idx] = data
     x[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
     x[lay.post] = tr

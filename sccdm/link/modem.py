@@ -141,7 +141,7 @@ class Receiver:
         c, sps, dd, q = self.cfg, self.cfg.sps, self.d, self.q
         f = float(np.angle(p)) / (2 * np.pi * self.lag)
         n_pt = len(self.ref)
-        lo, hi = d - self.lag - 4, d + self.lag + 4
+        lo, hi = d - 2 * self.lag - 4, d + 2 * self.lag + 4
         a = max(0, lo - 8)
         b = min(len(raw), hi + (n_pt + 8) * sps)
         mfl = self._mf(raw, a, b, f)
@@ -177,7 +177,7 @@ class Receiver:
         f += (w_res + w2) / (2 * np.pi * sps)
         w1, beta1 = mmse_equalizer(g1, s1, c.eq_taps)
         hp = np.arange(lay0.header.start, lay0.header.stop)
-        soft = np.real(equalize_fir(r, w1, hp)) / beta1
+        soft = (np.real(equalize_fir(r, w1, hp)) / beta1).reshape(c.header_repeat, -1).sum(axis=0)
         try:
             hdr = Header.from_bits(viterbi_decode(soft, HEADER_BITS + 16))
         except HeaderError as e:
@@ -203,7 +203,7 @@ class Receiver:
         r = sample_symbols(mff, t0 - a, sps * (1 + eps), idx)
         x = np.zeros(lay.total, dtype=np.complex128)
         x[:n_pt] = self.ref
-        x[lay.header] = header_symbols(hdr)
+        x[lay.header] = header_symbols(hdr, c.header_repeat)
         x[lay.train2] = self.train
         rows = np.arange(0, lay.n_known - dd)
         w_res = cfo_from_halves(r, x[:lay.n_known], rows, dd)

@@ -175,6 +175,8 @@ class LinkSession:
             "lost_images": [int(i) for i in np.flatnonzero(~got)],
             "overhead_symbols": int(sum(plan.overhead_symbols)), "overhead_symbols_per_frame": plan.overhead_symbols,
             "overhead_symbols_per_image": ovh_img, "symbols_per_image_on_air": k + ovh_img,
+            # cbr_with_overhead = cbr * overhead_factor, for callers that know the image size
+            "overhead_factor": (k + ovh_img) / k,
             "samples_sent": int(len(plan.samples)), "samples_received": int(len(rx)),
             "detect_candidates": dem.candidates, "rejected": dem.rejected[:20], **info,
             "frame_ids": frame_ids,
