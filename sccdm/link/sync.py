@@ -65,18 +65,32 @@ def correlate(mf: np.ndarray, ref: np.ndarray, sps: int, starts: np.ndarray) -> 
 def peak_time(mf: np.ndarray, ref: np.ndarray, sps: int, lo: int, hi: int) -> tuple[float, float, complex]:
     """Best start time of ref in mf within [lo, hi] (integer search, parabolic fractional refinement).
 
+    Same numbers as :func:`correlate` over ``arange(lo, hi + 1)``, computed with FFTs.
     Returns (time float, rho at the peak, correlation at the peak).
     """
-    starts = np.arange(lo, hi + 1)
-    corr, rho = correlate(mf, ref, sps, starts)
+    from scipy.signal import correlate as xcorr
+
+    n_ref = (len(ref) - 1) * sps + 1
+    a, b = lo, hi + n_ref
+    seg = np.zeros(b - a, dtype=np.complex128)
+    s0, s1 = max(a, 0), min(b, len(mf))
+    if s1 > s0:
+        seg[s0 - a:s1 - a] = mf[s0:s1]
+    ref_up = np.zeros(n_ref, dtype=np.complex128)
+    ref_up[::sps] = ref
+    corr = xcorr(seg, ref_up, mode="valid", method="fft")
+    comb = np.zeros(n_ref)
+    comb[::sps] = 1.0
+    energy = np.maximum(xcorr(np.abs(seg) ** 2, comb, mode="valid", method="fft"), 0) * np.sum(np.abs(ref) ** 2)
+    rho = np.abs(corr) ** 2 / np.maximum(energy, 1e-30)
     i = int(np.argmax(np.abs(corr)))
-    t = float(starts[i])
-    if sps > 1 and 0 < i < len(starts) - 1:
-        a, b, c = np.abs(corr[i - 1:i + 2])
-        den = a - 2 * b + c
+    t = float(lo + i)
+    if sps > 1 and 0 < i < len(corr) - 1:
+        y0, y1, y2 = np.abs(corr[i - 1:i + 2])
+        den = y0 - 2 * y1 + y2
         if den < 0:
-            t += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-    return t, float(rho[i]), complex(corr[i])
+            t += float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+    return t, float(min(rho[i], 1.0)), complex(corr[i])
 
 
 def derotate(x: np.ndarray, f: float, n0: int = 0) -> np.ndarray:
