@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .estimate import (cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer, snr_from_repeat,
+from .estimate import (_regressors, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer, snr_from_repeat,
                        track_pilots)
 from .fec import viterbi_decode
 from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_symbols, layout,
@@ -169,7 +169,6 @@ class Receiver:
         r = r * np.exp(-1j * w_res * idx)
         g1, s1, _ = ls_channel(r, x[:n_pt], rows, dd)
         rows2 = np.arange(tr2.start + dd, tr2.stop - dd)
-        from .estimate import _regressors
         model2 = _regressors(x, rows2, dd) @ g1
         c2 = np.vdot(model2, r[rows2])
         w2 = float(np.angle(c2)) / (np.mean(rows2) - np.mean(rows))
