@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+import logging
+
 from sccdm.serving import metrics
 from sccdm.serving.config import ServiceConfig
 
@@ -55,13 +57,25 @@ def create_app(cfg: ServiceConfig | None = None) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _validation_message(exc), "errors": jsonable(exc.errors())}, status_code=422)
 
+    log = logging.getLogger("sccdm.gateway")
+    max_body = int(cfg.max_upload_mb * 2**20) + 64 * 1024  # the image plus the form fields
+
     @app.middleware("http")
     async def _count(request: Request, call_next):
         t0 = time.perf_counter()
-        resp = await call_next(request)
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and length.isdigit() and int(length) > max_body:
+            # refused before the multipart body is read at all
+            resp = JSONResponse({"detail": f"upload is larger than {cfg.max_upload_mb:g} MiB (SCCDM_MAX_UPLOAD_MB)"},
+                                status_code=413)
+        else:
+            resp = await call_next(request)
         route = request.scope.get("route")
-        metrics.observe("gateway", getattr(route, "path", "unmatched"), str(resp.status_code),
-                        time.perf_counter() - t0)
+        ms = (time.perf_counter() - t0) * 1000
+        metrics.observe("gateway", getattr(route, "path", "unmatched"), str(resp.status_code), ms / 1000)
+        if request.url.path not in ("/healthz", "/readyz", "/metrics"):
+            log.info("request", extra={"fields": {"method": request.method, "path": request.url.path,
+                                                  "status": resp.status_code, "ms": round(ms, 1)}})
         return resp
 
     return app

@@ -1,5 +1,6 @@
 """Server lifecycle in one process: NOT_SERVING until load() finishes, SERVING after, graceful stop on SIGTERM."""
 import asyncio
+import logging
 import os
 import signal
 import threading
@@ -8,7 +9,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sccdm.serving.config import ServiceConfig
-from sccdm.serving.logs import setup_logging
 from sccdm.serving.server import Service, _serve
 from sccdm.stack import free_ports
 
@@ -24,7 +24,7 @@ class SlowService(Service):
 def test_not_serving_until_loaded_then_graceful_sigterm():
     port = free_ports(1)[0]
     cfg = ServiceConfig(service="transmitter", host="127.0.0.1", port=port, metrics_port=0, device="cpu")
-    log = setup_logging("transmitter", "WARNING")
+    log = logging.getLogger("sccdm.test-lifecycle")  # no setup_logging: it would rewire pytest's root logger
     SlowService.release.clear()
 
     async def status(stub, name):

@@ -97,11 +97,15 @@ def rpc(method: str):
     return deco
 
 
+STREAM_WINDOW = 64
+
+
 def stream(method: str, unary):
-    """A bidirectional-stream handler from a unary one: requests run concurrently, answers keep request order."""
+    """A bidirectional-stream handler from a unary one: requests run concurrently (at most
+    STREAM_WINDOW in flight, so a fast sender cannot pile up memory), answers keep request order."""
 
     async def handler(self, request_iterator, context):
-        pending: asyncio.Queue = asyncio.Queue()
+        pending: asyncio.Queue = asyncio.Queue(maxsize=STREAM_WINDOW)
         impl = getattr(type(self), unary).__wrapped_impl__
 
         async def feed():
