@@ -20,6 +20,7 @@ network name, e.g. the channel service by one of your own::
 
     stack = start(docker.from_env(), StackConfig(model="sc-cdm-cpu"))
     stack.swap("channel", "me/my-channel:1", {"SCCDM_CHANNEL_BACKEND": "sigmf"})
+    stack.use_radio(env={"SCCDM_GR_SNR_DB": "10"})   # flowgraph + channel swapped to zmq, live
 
 The engine is whatever ``DOCKER_HOST`` (or the default socket) points at.
 """
@@ -361,6 +362,18 @@ class Stack:
                 port = int(bound[0]["HostPort"])
         host = self.cfg.publish_host if self.cfg.publish_host not in ("0.0.0.0", "") else "127.0.0.1"
         return f"http://{host}:{port}"
+
+    def use_radio(self, image: str | None = None, env: dict | None = None):
+        """Put the GNU Radio flowgraph into a running stack: start it, then swap the channel to its zmq backend.
+
+        ``image``: the flowgraph image (default ``<prefix>/gnuradio:<tag>``, which must
+        exist); ``env``: its SCCDM_GR_* settings (e.g. ``{"SCCDM_GR_SNR_DB": "10"}``).
+        """
+        if RADIO in self.containers:
+            raise StackError("the stack already runs the GNU Radio flowgraph")
+        self.run_service(RADIO, image=image or self.cfg.image(RADIO), env=env)
+        self.wait_healthy([RADIO])
+        return self.swap("channel", self.cfg.image("channel"), RADIO_CHANNEL_ENV)
 
     def endpoints(self) -> dict:
         ep = {"gateway": self.gateway_url()}

@@ -920,6 +920,15 @@ def test_healthcheck_grpc_follows_the_health_service():
     assert not ok and status.startswith("UNAVAILABLE") and time.monotonic() - t0 < 5
 
 
+def test_healthcheck_starts_without_torch():
+    """It runs every 10 s in every container: it must not pull in torch (seconds of start-up)."""
+    import subprocess
+    import sys
+    code = "import sys, sccdm.healthcheck as h; h.check('127.0.0.1:1', timeout=0.2); print(sorted(m for m in ('torch', 'numpy', 'fastapi') if m in sys.modules))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
 def test_healthcheck_http_needs_a_2xx():
     from http.server import HTTPServer
 
@@ -992,7 +1001,8 @@ def test_container_commands_run_as_the_images_run_them(tmp_path):
         while (time.monotonic() < deadline and gw.poll() is None
                and not healthcheck.check(f"http://127.0.0.1:{gw_port}/healthz")[0]):
             time.sleep(0.3)
-        assert healthcheck.check(f"http://127.0.0.1:{gw_port}/healthz") == (True, "HTTP 200")
+        assert healthcheck.check(f"http://127.0.0.1:{gw_port}/healthz") == (True, "HTTP 200"), \
+            (tmp_path / "gateway.log").read_text()
         ready = probe(f"http://127.0.0.1:{gw_port}/readyz", env)
         assert ready.returncode == 1 and "HTTP 503" in ready.stdout, (tmp_path / "gateway.log").read_text()
         ch.send_signal(signal.SIGTERM)
@@ -1047,3 +1057,20 @@ def test_the_image_install_carries_the_model_weights(tmp_path):
     assert not missing, (f"the installed package (and so every image) lacks {missing}: "
                          "pyproject.toml [tool.setuptools.package-data] must include "
                          '"zoo/registry.json" and "zoo/weights/*/*"')
+
+
+def test_use_radio_swaps_a_running_channel_onto_the_flowgraph(engine):
+    engine.images["sccdm/gnuradio:local"] = {"Id": "sha256:gr", "Config": {}}  # built earlier, no HEALTHCHECK
+    stack = docker_stack.start(docker_stack.connect(), _cfg())
+    old_channel = stack.containers["channel"].id
+    assert _env(engine.containers[old_channel]).get("SCCDM_CHANNEL_BACKEND") is None
+    stack.use_radio(env={"SCCDM_GR_SNR_DB": "10"})
+    cs = _by_name(engine)
+    assert old_channel not in engine.containers and cs["sccdm-channel"]["Image"] == "sccdm/channel:local"
+    _check_radio_wiring(_env(cs["sccdm-channel"]), _env(cs["sccdm-gnuradio"]))
+    assert _env(cs["sccdm-gnuradio"])["SCCDM_GR_SNR_DB"] == "10"
+    assert cs["sccdm-gnuradio"]["Config"]["Healthcheck"]  # the socket probe, since the image has none
+    with pytest.raises(docker_stack.StackError, match="already runs"):
+        stack.use_radio()
+    stack.teardown()
+    assert engine.containers == {} and engine.networks == {}
