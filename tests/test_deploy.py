@@ -276,7 +276,8 @@ def engine(tmp_path, monkeypatch):
     """A fake Docker Engine on a unix socket, with DOCKER_HOST pointing at it."""
     eng = FakeEngine()
     handler = type("H", (_Handler,), {"engine": eng})
-    sock = tmp_path / "docker.sock"
+    import tempfile
+    sock = Path(tempfile.mkdtemp(prefix="fakedocker-", dir="/tmp")) / "docker.sock"  # short: AF_UNIX paths <= 107 bytes
     class Server(socketserver.ThreadingUnixStreamServer):
         def handle_error(self, request, client_address):  # a client that hung up mid-stream is no news
             import sys
@@ -293,6 +294,8 @@ def engine(tmp_path, monkeypatch):
     yield eng
     server.shutdown()
     server.server_close()
+    sock.unlink(missing_ok=True)
+    sock.parent.rmdir()
 
 
 def _cfg(**kw) -> docker_stack.StackConfig:
