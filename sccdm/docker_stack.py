@@ -39,6 +39,7 @@ from .serving.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = "deploy/docker/Dockerfile"
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"  # the compose file's default too
 GRPC_SERVICES = ("transmitter", "channel", "receiver")
 SERVICES = GRPC_SERVICES + ("gateway",)
 GPU_SERVICES = ("transmitter", "receiver")
@@ -126,8 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="run the channel over the GNU Radio flowgraph (deploy/gnuradio) via its zmq backend; "
                         "set the flowgraph with --docker-env gnuradio:SCCDM_GR_SNR_DB=10 etc.")
     g.add_argument("--docker-torch-index", default=None,
-                   help=f"pip index for torch (default: {CPU_TORCH_INDEX}; with --docker-gpus give a CUDA one, "
-                        "e.g. https://download.pytorch.org/whl/cu128)")
+                   help=f"pip index of the transmitter's and receiver's torch with --docker-gpus "
+                        f"(default: {CUDA_TORCH_INDEX}); without --docker-gpus every image uses {CPU_TORCH_INDEX}")
     g.add_argument("--docker-publish-host", default=None,
                    help="host address the gateway port is published on (default: --host, else 127.0.0.1)")
     g.add_argument("--docker-env", action="append", default=[], metavar="[SERVICE:]KEY=VALUE",
@@ -192,7 +193,7 @@ def config_from_args(args) -> StackConfig:
         publish_host=get("docker_publish_host", get("host", "127.0.0.1")), prefix=get("docker_prefix", "sccdm"),
         tag=get("docker_tag", "local"), build=not get("docker_no_build", False), gpus=gpus,
         radio=bool(get("docker_radio", False)),
-        torch_index_url=get("docker_torch_index", CPU_TORCH_INDEX),
+        torch_index_url=get("docker_torch_index", CUDA_TORCH_INDEX if gpus else CPU_TORCH_INDEX),
         health_timeout_s=float(get("docker_health_timeout", get("ready_timeout", 600.0))),
         poll_s=float(get("docker_poll", 1.0)), env=common, service_env=per)
 

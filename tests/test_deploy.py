@@ -520,6 +520,14 @@ def test_up_without_engine_says_so(monkeypatch, tmp_path, capsys):
     assert rc == 1 and "no Docker engine reachable" in capsys.readouterr().err
 
 
+def test_gpus_default_to_the_cuda_torch_index():
+    cfg = docker_stack.config_from_args(types.SimpleNamespace(docker_gpus=True))
+    assert cfg.gpus and cfg.torch_index_url == docker_stack.CUDA_TORCH_INDEX
+    compose_tx = load_compose(COMPOSE)["services"]["transmitter"]["build"]["args"]["TORCH_INDEX_URL"]
+    assert interpolate(compose_tx) == docker_stack.CUDA_TORCH_INDEX
+    assert docker_stack.config_from_args(types.SimpleNamespace()).torch_index_url == docker_stack.CPU_TORCH_INDEX
+
+
 def test_bad_docker_env_is_rejected():
     with pytest.raises(docker_stack.StackError, match="expected KEY=VALUE"):
         docker_stack.config_from_args(types.SimpleNamespace(docker_env=["NOVALUE"]))
