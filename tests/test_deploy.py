@@ -1067,6 +1067,11 @@ def test_the_image_install_carries_the_model_weights(tmp_path):
     for svc in SERVICES:
         assert f"{svc}/__main__.py" in names
     assert {"sccdm/healthcheck.py", "sccdm/rpc/sccdm_pb2.py", "sccdm/rpc/sccdm_pb2_grpc.py"} <= names
+    static = ROOT / "gateway/static"  # the gateway's web page, where it has one
+    if static.is_dir():
+        for f in static.rglob("*"):
+            if f.is_file():
+                assert str(f.relative_to(ROOT)) in names, f"the image would lack {f.relative_to(ROOT)}"
     registry = json.loads((ROOT / "sccdm/zoo/registry.json").read_text())
     needed = {"sccdm/zoo/registry.json"} | {f"sccdm/zoo/weights/{model}/{spec[key]}"
                                             for model, e in registry.items() for spec in e["parts"].values()
@@ -1104,3 +1109,39 @@ def test_use_radio_swaps_a_running_channel_onto_the_flowgraph(engine):
         stack.use_radio()
     stack.teardown()
     assert engine.containers == {} and engine.networks == {}
+
+
+# ====================================================================== a real engine, where there is one
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_real_engine_builds_runs_and_serves_an_image():
+    """Only with a Docker engine (skipped here): build the four images, start, send an image, tear down.
+
+    The first build downloads torch and the dependencies (minutes).
+    """
+    try:
+        client = docker_stack.connect()
+    except docker_stack.StackError as e:
+        pytest.skip(str(e))
+    import numpy as np
+    from PIL import Image
+    from sccdm.send import transmit
+
+    cfg = docker_stack.StackConfig(prefix="sccdmtest", tag="test", port=0, health_timeout_s=900, poll_s=1.0)
+    stack = docker_stack.start(client, cfg)
+    try:
+        img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        rep = transmit(stack.gateway_url(), buf.getvalue(), "noise.png", snr_db=10.0, seed=1, refine=True)
+        assert rep["psnr_db"] > 0 and rep["image_mime"] == "image/png"
+        for svc in GRPC:  # nothing but the gateway is reachable from the host
+            c = stack.containers[svc]
+            c.reload()
+            assert not any(c.attrs["NetworkSettings"]["Ports"].get(p) for p in c.attrs["NetworkSettings"]["Ports"])
+            assert c.attrs["Config"]["User"] == "10001:10001"
+    finally:
+        stack.teardown()
+    assert not client.containers.list(all=True, filters={"label": f"{docker_stack.LABEL}=sccdmtest"})
+    assert not client.networks.list(filters={"label": f"{docker_stack.LABEL}=sccdmtest"})
