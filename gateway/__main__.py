@@ -6,6 +6,7 @@ import uvicorn
 
 from sccdm.serving.config import ConfigError, ServiceConfig
 from sccdm.serving.logs import setup_logging
+from sccdm.serving.tls import TLSFiles
 
 from .app import create_app
 
@@ -13,6 +14,7 @@ from .app import create_app
 def main() -> int:
     try:
         cfg = ServiceConfig.from_env("gateway")
+        TLSFiles.from_env()  # unreadable certificate files stop the start, not the first request
     except ConfigError as e:
         print(f"gateway: configuration error: {e}", file=sys.stderr)
         return 2

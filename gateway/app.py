@@ -1,8 +1,7 @@
 """The FastAPI application: ``create_app()``.
 
-Routes: /v1/* (api.py), /healthz, /readyz, /metrics (ops.py), /docs and /openapi.json.
-``/`` is left free for the web page; middleware (security headers, auth) can be
-added with ``app.add_middleware`` on the returned app.
+Routes: /v1/* (api.py), /healthz, /readyz, /metrics (ops.py), /docs and /openapi.json,
+the web page at / and /static (page.py); bearer token, CORS and headers (security.py).
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ import logging
 from sccdm.serving import metrics
 from sccdm.serving.config import ServiceConfig
 
-from . import api, ops
+from . import api, ops, page, security
 from .clients import Backends
 from .errors import GatewayError, gateway_error_handler
 
@@ -31,7 +30,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(cfg: ServiceConfig | None = None) -> FastAPI:
+def create_app(cfg: ServiceConfig | None = None, sec: security.SecurityConfig | None = None) -> FastAPI:
+    """cfg: service settings (default: from the environment); sec: token / CORS (default: from the environment)."""
     cfg = cfg or ServiceConfig.from_env("gateway")
 
     @asynccontextmanager
@@ -78,6 +78,8 @@ def create_app(cfg: ServiceConfig | None = None) -> FastAPI:
                                                   "status": resp.status_code, "ms": round(ms, 1)}})
         return resp
 
+    page.install(app)
+    security.install(app, sec)
     return app
 
 

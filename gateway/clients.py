@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.rpc import sccdm_pb2_grpc as pbg
 from sccdm.serving.config import GRPC_SERVICE_NAMES, ServiceConfig
+from sccdm.serving.tls import TLSFiles, aio_channel
 
 from .errors import GatewayError, from_grpc
 
@@ -27,11 +28,12 @@ def channel_options(cfg: ServiceConfig) -> list:
 class Backends:
     """Stubs + health stubs of transmitter, channel, receiver; :meth:`call` maps gRPC errors to HTTP."""
 
-    def __init__(self, cfg: ServiceConfig):
+    def __init__(self, cfg: ServiceConfig, tls: TLSFiles | None = None):
         self.cfg = cfg
+        self.tls = TLSFiles.from_env() if tls is None else tls
         self.addrs = {"transmitter": cfg.tx_addr, "channel": cfg.channel_addr, "receiver": cfg.rx_addr}
         opts = channel_options(cfg)
-        self.channels = {k: grpc.aio.insecure_channel(a, options=opts) for k, a in self.addrs.items()}
+        self.channels = {k: aio_channel(a, opts, self.tls) for k, a in self.addrs.items()}
         self.transmitter = pbg.TransmitterStub(self.channels["transmitter"])
         self.channel = pbg.ChannelStub(self.channels["channel"])
         self.receiver = pbg.ReceiverStub(self.channels["receiver"])

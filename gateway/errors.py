@@ -44,3 +44,44 @@ def from_grpc(stage: str, err: grpc.RpcError) -> GatewayError:
 
 async def gateway_error_handler(request: Request, exc: GatewayError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status)
+
+
+ERROR_SCHEMA = {
+    "title": "Error", "type": "object", "required": ["detail"],
+    "properties": {"detail": {"type": "string", "description": "what went wrong, for a person"},
+                   "stage": {"type": "string", "description": "the backend stage that failed, if one did"},
+                   "grpc_code": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+
+def document_errors(app, auth: bool = False) -> None:
+    """Make /openapi.json describe the errors the gateway really sends: ``{"detail": "..."}`` for every
+    4xx/5xx (FastAPI would document its list-shaped validation error), plus 401 when a token is required."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi():
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        comps = spec.setdefault("components", {})
+        schemas = comps.setdefault("schemas", {})
+        schemas["Error"] = ERROR_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        if auth:
+            comps["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path, ops in spec.get("paths", {}).items():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                for code, r in responses.items():
+                    if code[0] in "45":
+                        r["content"] = ref
+                if auth and path not in ("/healthz", "/readyz"):
+                    op["security"] = [{"bearer": []}]
+                    responses["401"] = {"description": "missing or wrong bearer token", "content": ref}
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi

@@ -155,7 +155,9 @@ class Stack:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         from .serving.config import GRPC_SERVICE_NAMES
-        with grpc.insecure_channel(self.addr(name)) as ch:
+        from .serving.tls import TLSFiles, sync_channel
+        tls = TLSFiles.from_env({**os.environ, **self.env})  # the services' TLS settings, if any
+        with sync_channel(self.addr(name), None, tls) as ch:
             try:
                 r = health_pb2_grpc.HealthStub(ch).Check(
                     health_pb2.HealthCheckRequest(service=GRPC_SERVICE_NAMES[name]), timeout=1.0)

@@ -26,6 +26,7 @@ from . import metrics
 from .config import ConfigError, ServiceConfig, resolve_device
 from .convert import InvalidInput
 from .logs import fields, setup_logging
+from .tls import TLSFiles
 
 GRACE_S = 5.0
 
@@ -144,17 +145,18 @@ def run(service: str, make_service, add_to_server) -> int:
     """Entry point of ``python -m <service>``: read env, serve until SIGTERM/SIGINT. Returns the exit code."""
     try:
         cfg = ServiceConfig.from_env(service)
+        tls = TLSFiles.from_env()
     except ConfigError as e:
         print(f"{service}: configuration error: {e}", flush=True)
         return 2
     log = setup_logging(service, cfg.log_level)
     try:
-        return asyncio.run(_serve(cfg, log, make_service, add_to_server))
+        return asyncio.run(_serve(cfg, log, make_service, add_to_server, tls))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(cfg: ServiceConfig, log, make_service, add_to_server) -> int:
+async def _serve(cfg: ServiceConfig, log, make_service, add_to_server, tls: TLSFiles | None = None) -> int:
     if cfg.threads:
         import torch
         torch.set_num_threads(cfg.threads)
@@ -170,7 +172,8 @@ async def _serve(cfg: ServiceConfig, log, make_service, add_to_server) -> int:
         (cfg.grpc_service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     addr = f"{cfg.host}:{cfg.port}"
     try:
-        port = server.add_insecure_port(addr)
+        creds = tls.server_credentials() if tls is not None else None
+        port = server.add_secure_port(addr, creds) if creds is not None else server.add_insecure_port(addr)
     except RuntimeError as e:
         log.error("cannot bind", extra=fields(addr=addr, error=str(e)))
         return 1
@@ -181,7 +184,9 @@ async def _serve(cfg: ServiceConfig, log, make_service, add_to_server) -> int:
     except OSError as e:
         log.warning("metrics port unavailable; metrics off", extra=fields(port=cfg.metrics_port, error=str(e)))
     log.info("listening", extra=fields(addr=f"{cfg.host}:{port}", metrics_port=cfg.metrics_port,
-                                       device=svc.device, model=cfg.model, max_batch=cfg.max_batch,
+                                       device=svc.device, model=cfg.model,
+                                       tls=("mutual" if tls.ca else "server") if tls and tls.server_enabled else "off",
+                                       max_batch=cfg.max_batch,
                                        max_wait_ms=cfg.max_wait_ms, max_message_mb=cfg.max_message_mb))
 
     stop = asyncio.Event()

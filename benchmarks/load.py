@@ -1,0 +1,250 @@
+"""Load benchmark of the gateway: N requests from C concurrent clients (httpx async) through
+gateway -> transmitter -> channel -> receiver, after a warm-up at the same concurrency.
+
+    python benchmarks/load.py                                   # 5000 requests, 32 clients, own stack
+    python benchmarks/load.py --requests 500 --concurrency 8 --url http://127.0.0.1:8000 --pids 1,2,3,4
+
+Records throughput, latency p50/p90/p99/max, the count of each HTTP status (and timeouts),
+and the RSS of each service process before and after the measured run (psutil). Pass criteria:
+every request answered 200 (no timeout, no 5xx) and every process's RSS after within 10 % of before.
+Writes benchmarks/results/load.json and load.md; exit code 1 when a criterion fails.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def test_images(n: int, size: int) -> list[bytes]:
+    """n different PNG crops (size x size) of scikit-image's astronaut."""
+    from PIL import Image
+    from skimage import data
+
+    astro = data.astronaut()
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        y, x = (int(v) for v in rng.integers(0, astro.shape[0] - size, 2))
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(astro[y:y + size, x:x + size])).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def rss_mb(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = psutil.Process(pid).memory_info().rss / 2**20
+        except psutil.Error:
+            out[name] = float("nan")
+    return out
+
+
+async def drive(url: str, n: int, clients: int, images: list[bytes], form: dict, timeout: float, label: str,
+                pids: dict[str, int], token: str = "") -> dict:
+    lat, status = [], Counter()
+    peak = rss_mb(pids)
+    next_i = 0
+    done = 0
+    t0 = time.perf_counter()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def worker(client):
+        nonlocal next_i, done
+        while next_i < n:
+            i = next_i
+            next_i += 1
+            t = time.perf_counter()
+            try:
+                r = await client.post("/v1/transmit", files={"image": ("x.png", images[i % len(images)])},
+                                      data={**form, "seed": str(i)}, headers=headers)
+                status[str(r.status_code)] += 1
+            except httpx.TimeoutException:
+                status["timeout"] += 1
+            except httpx.HTTPError as e:
+                status[f"error:{type(e).__name__}"] += 1
+            lat.append((time.perf_counter() - t) * 1000)
+            done += 1
+
+    async def monitor():
+        last = 0
+        while done < n:
+            await asyncio.sleep(1.0)
+            for k, v in rss_mb(pids).items():
+                peak[k] = max(peak[k], v)
+            if done - last >= max(1, n // 10) or done == n:
+                el = time.perf_counter() - t0
+                print(f"  {label}: {done}/{n} in {el:.0f} s ({done / el:.1f} req/s), status {dict(status)}", flush=True)
+                last = done
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+        mon = asyncio.ensure_future(monitor())
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        mon.cancel()
+    wall = time.perf_counter() - t0
+    a = np.array(lat)
+    return {"requests": n, "clients": clients, "wall_s": wall, "throughput_rps": n / wall,
+            "p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
+            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()), "mean_ms": float(a.mean()),
+            "status": dict(status), "peak_rss_mb": peak}
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_avg_start": list(os.getloadavg()), "commit": commit}
+
+
+def markdown(res: dict) -> str:
+    m, meas = res["machine"], res["measured"]
+    lines = [
+        "# Gateway load benchmark", "",
+        f"- command: `{res['command']}`",
+        f"- date: {res['date']} (commit {m['commit']})",
+        f"- machine: {m['cpu']}, {m['cores']} cores, no GPU; load average at start {m['load_avg_start']}, "
+        f"at end {res['load_avg_end']}",
+        f"- workload: {res['config']['size']}x{res['config']['size']} PNG crops of scikit-image's astronaut, "
+        f"model {res['config']['model'] or '(default)'}, {res['config']['channel']} {res['config']['snr_db']} dB, "
+        f"refine {res['config']['refine']}; warm-up {res['warmup']['requests']} requests first",
+        f"- services: SCCDM_THREADS={res['config']['threads']}, SCCDM_MAX_BATCH={res['config']['max_batch']}",
+        "",
+        "| phase | requests | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | status counts |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in (("warm-up", res["warmup"]), ("measured", meas)):
+        lines.append(f"| {name} | {r['requests']} | {r['clients']} | {r['throughput_rps']:.1f} | {r['p50_ms']:.0f} | "
+                     f"{r['p90_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} | "
+                     f"{', '.join(f'{k}: {v}' for k, v in sorted(r['status'].items()))} |")
+    lines += ["", "| process | RSS before MB | RSS after MB | change | peak MB |", "|---|---|---|---|---|"]
+    for k in res["rss_before_mb"]:
+        b, a = res["rss_before_mb"][k], res["rss_after_mb"][k]
+        lines.append(f"| {k} | {b:.0f} | {a:.0f} | {100 * (a - b) / b:+.1f} % | {meas['peak_rss_mb'][k]:.0f} |")
+    lines += ["", "## Criteria", ""]
+    for k, v in res["criteria"].items():
+        lines.append(f"- {k}: {'PASS' if v['pass'] else 'FAIL'} ({v['detail']})")
+    if res.get("note"):
+        lines += ["", "## Note", "", res["note"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=300, help="requests before the measurement (same concurrency)")
+    ap.add_argument("--size", type=int, default=32, help="image side in pixels")
+    ap.add_argument("--model", default="", help="zoo model (default: the services' default)")
+    ap.add_argument("--refine", choices=["true", "false"], default="true")
+    ap.add_argument("--channel", default="awgn")
+    ap.add_argument("--snr", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=120.0, help="client timeout per request, s")
+    ap.add_argument("--url", default="", help="an existing gateway (default: start a stack here)")
+    ap.add_argument("--pids", default="", help="with --url: transmitter,channel,receiver,gateway pids for RSS")
+    ap.add_argument("--threads", type=int, default=1, help="SCCDM_THREADS of the stack started here")
+    ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--token", default=os.environ.get("SCCDM_API_TOKEN", ""))
+    ap.add_argument("--rss-tolerance", type=float, default=0.10)
+    ap.add_argument("--out", default=str(RESULTS / "load"), help="output path without extension")
+    ap.add_argument("--note", default="")
+    args = ap.parse_args(argv)
+
+    stack = None
+    if args.url:
+        url = args.url
+        names = ("transmitter", "channel", "receiver", "gateway")
+        pids = {n: int(p) for n, p in zip(names, args.pids.split(","))} if args.pids else {}
+    else:
+        from sccdm.stack import Stack
+        env = {"SCCDM_DEVICE": "cpu", "SCCDM_THREADS": str(args.threads), "SCCDM_MAX_BATCH": str(args.max_batch),
+               "SCCDM_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": str(max(1, args.threads))}
+        stack = Stack(gateway_port=0, env=env)
+        print(f"starting the stack (logs in {stack.log_dir}) ...", flush=True)
+        stack.start(timeout=300)
+        url = stack.gateway_url
+        pids = {n: p.pid for n, p in stack.procs.items()}
+    try:
+        images = test_images(16, args.size)
+        form = {"refine": args.refine, "channel": args.channel, "snr_db": str(args.snr)}
+        if args.model:
+            form["model"] = args.model
+        print(f"warm-up: {args.warmup} requests at {args.concurrency} clients", flush=True)
+        warm = asyncio.run(drive(url, args.warmup, args.concurrency, images, form, args.timeout, "warm-up", pids,
+                                 args.token))
+        time.sleep(2.0)
+        before = rss_mb(pids)
+        print(f"measuring: {args.requests} requests at {args.concurrency} clients; RSS before "
+              f"{ {k: round(v) for k, v in before.items()} } MB", flush=True)
+        meas = asyncio.run(drive(url, args.requests, args.concurrency, images, form, args.timeout, "measured", pids,
+                                 args.token))
+        time.sleep(2.0)
+        after = rss_mb(pids)
+        dead = stack.dead() if stack else []
+    finally:
+        if stack:
+            stack.stop()
+
+    ok200 = meas["status"].get("200", 0)
+    growth = {k: (after[k] - before[k]) / before[k] for k in before}
+    criteria = {
+        "every request answered 200": {"pass": ok200 == args.requests,
+                                       "detail": f"{ok200}/{args.requests} answered 200; statuses {meas['status']}"},
+        "no timeouts, no 5xx": {"pass": not any(k == "timeout" or k.startswith(("5", "error")) for k in meas["status"]),
+                                "detail": f"client timeout {args.timeout:g} s"},
+        f"RSS after within {args.rss_tolerance:.0%} of before": {
+            "pass": bool(pids) and all(abs(g) <= args.rss_tolerance for g in growth.values()),
+            "detail": ", ".join(f"{k} {100 * g:+.1f} %" for k, g in growth.items()) or "no pids given"},
+        "no service process died": {"pass": not dead, "detail": ", ".join(dead) or "all alive"},
+    }
+    res = {"command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+           "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+           "config": {"size": args.size, "model": args.model, "refine": args.refine, "channel": args.channel,
+                      "snr_db": args.snr, "threads": args.threads, "max_batch": args.max_batch,
+                      "own_stack": stack is not None},
+           "warmup": warm, "measured": meas, "rss_before_mb": before, "rss_after_mb": after,
+           "rss_growth": growth, "criteria": criteria, "note": args.note}
+    res["machine"]["load_avg_start"] = [round(x, 2) for x in res["machine"]["load_avg_start"]]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    md = markdown(res)
+    out.with_suffix(".md").write_text(md)
+    print("\n" + md)
+    return 0 if all(c["pass"] for c in criteria.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,313 @@
+// SC-CDM page: sends the chosen image to POST /v1/transmit and draws what comes back.
+// Plain JS, no libraries (works offline); every API call carries the token typed into the page, if any.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SWEEP_SNRS = [0, 3, 6, 9, 12, 15];
+const COLORS = { "SC-CDM": "#1f4e79", "NSF": "#e07b00", "DeepJSCC": "#2a9d3f" };
+
+const state = { blob: null, name: "", origUrl: null, inflight: null, busy: false, timer: null, lastReport: null };
+
+function token() { return $("token").value.trim(); }
+function headers() { const t = token(); return t ? { Authorization: "Bearer " + t } : {}; }
+
+function showError(msg) {
+  const box = $("error");
+  box.textContent = msg;
+  box.hidden = !msg;
+}
+function setStatus(msg) { $("status").textContent = msg; }
+
+// {detail: "..."} from the gateway (FastAPI may also send a list of {msg}) -> one readable line
+async function errorText(resp) {
+  let detail = "";
+  try {
+    const body = await resp.json();
+    detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg || JSON.stringify(d)).join("; ")
+                                        : String(body.detail ?? "");
+  } catch (e) { detail = resp.statusText; }
+  const what = resp.status === 401 ? "Not authorised" : resp.status >= 500 ? "Service problem" : "Request refused";
+  return `${what} (HTTP ${resp.status}): ${detail || "no details"}`;
+}
+
+function formFor(overrides = {}) {
+  const f = new FormData();
+  f.append("image", state.blob, state.name || "image.png");
+  const v = {
+    channel: $("channel").value, snr_db: $("snr").value, refine: $("refine").checked ? "true" : "false",
+    erasure_prob: $("erasure").value, model: $("model").value, ...overrides,
+  };
+  if (v.channel === "rayleigh") v.fading = $("fading").value;
+  const seed = $("seed").value.trim();
+  if (seed !== "") v.seed = seed;
+  for (const [k, val] of Object.entries(v)) f.append(k, val);
+  return f;
+}
+
+async function post(form, signal) {
+  const resp = await fetch("/v1/transmit", { method: "POST", body: form, headers: headers(), signal });
+  if (!resp.ok) throw new Error(await errorText(resp));
+  return resp.json();
+}
+
+function fmt(x, d) { return Number.isFinite(x) ? x.toFixed(d) : "\u2014"; }
+function dl(el, rows) {
+  el.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = k; dd.textContent = v;
+    return [dt, dd];
+  }));
+}
+function png(b64) { return "data:image/png;base64," + b64; }
+
+function setImage(blob, name) {
+  state.blob = blob; state.name = name;
+  if (state.origUrl) URL.revokeObjectURL(state.origUrl);
+  state.origUrl = URL.createObjectURL(blob);
+  $("send").disabled = false; $("sweep").disabled = false;
+}
+
+async function transmit() {
+  if (!state.blob) return;
+  if (state.inflight) state.inflight.abort();  // the newest settings win
+  const ctl = new AbortController();
+  state.inflight = ctl;
+  setStatus("sending\u2026");
+  const t0 = performance.now();
+  try {
+    const rep = await post(formFor(), ctl.signal);
+    if (ctl.signal.aborted) return;
+    showError("");
+    render(rep);
+    setStatus(`done in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    showError(e.message.startsWith("Failed to fetch") ? "Cannot reach the gateway: " + e.message : e.message);
+    setStatus("");
+  } finally {
+    if (state.inflight === ctl) state.inflight = null;
+  }
+}
+
+function render(rep) {
+  state.lastReport = rep;
+  $("results").hidden = false;
+  $("img-orig").src = state.origUrl;
+  dl($("m-orig"), [["size", `${rep.width}\u00d7${rep.height}`], ["channel uses", String(rep.channel_uses)],
+                   ["CBR", fmt(rep.cbr, 4)]]);
+  const shat = rep.s_hat || { image: rep.image, psnr_db: rep.psnr_db, ssim: rep.ssim };
+  $("img-shat").src = png(shat.image);
+  dl($("m-shat"), [["PSNR", fmt(shat.psnr_db, 2) + " dB"], ["SSIM", fmt(shat.ssim, 4)]]);
+  if (rep.refine) {
+    $("img-refined").src = png(rep.image);
+    $("img-refined").alt = "refined output";
+    dl($("m-refined"), [["PSNR", fmt(rep.psnr_db, 2) + " dB"], ["SSIM", fmt(rep.ssim, 4)],
+                        ["gain", (rep.psnr_db - shat.psnr_db >= 0 ? "+" : "") + fmt(rep.psnr_db - shat.psnr_db, 2) + " dB"]]);
+  } else {
+    $("img-refined").removeAttribute("src");
+    $("img-refined").alt = "refinement off";
+    dl($("m-refined"), [["refinement", "off"]]);
+  }
+  drawConstellation($("constellation"), rep.received_symbols || []);
+  renderTimings(rep.timings_ms || {});
+  const c = rep.channel;
+  $("link-info").textContent = `${rep.model}; ${c.kind}${c.kind === "rayleigh" ? " (" + c.fading + ")" : ""} at ` +
+    `${fmt(c.snr_db, 1)} dB, erasures ${fmt(rep.erased_fraction * 100, 1)} %; estimated SNR ${fmt(rep.est_snr_db, 1)} dB, ` +
+    `after equalisation ${fmt(rep.eff_snr_db, 1)} dB (${rep.csi_source} CSI, ${rep.csi_mode}); seed ${rep.seed}`;
+}
+
+function renderTimings(t) {
+  const rows = [["upload + decode", t.upload_decode], ["encode (tx)", t.encode], ["channel", t.channel],
+                ["decode (rx)", t.decode], ["of which refinement", t.refine], ["total", t.total]];
+  const max = Math.max(1, ...rows.map((r) => r[1] || 0));
+  $("timings").tBodies[0].replaceChildren(...rows.map(([k, v]) => {
+    const tr = document.createElement("tr");
+    const a = document.createElement("td"), b = document.createElement("td"), c = document.createElement("td");
+    a.textContent = k; b.textContent = fmt(v, 1) + " ms";
+    const bar = document.createElement("span");
+    bar.className = "bar"; bar.style.width = Math.round(100 * (v || 0) / max) + "px";
+    c.append(bar);
+    tr.append(a, b, c);
+    return tr;
+  }));
+}
+
+// canvas sized to its CSS box times the pixel ratio, so lines stay sharp on phones
+function prepare(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width, h = Math.round(w * canvas.height / canvas.width) || canvas.height;
+  canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "12px system-ui, sans-serif";
+  return { ctx, w, h };
+}
+
+function drawConstellation(canvas, pts) {
+  const { ctx, w, h } = prepare(canvas);
+  let m = 1.5;
+  for (const [re, im] of pts) m = Math.max(m, Math.abs(re), Math.abs(im));
+  m = Math.min(m * 1.05, 8);
+  const sx = (x) => w / 2 + x / m * (w / 2 - 8), sy = (y) => h / 2 - y / m * (h / 2 - 8);
+  ctx.strokeStyle = "#ccd"; ctx.lineWidth = 1;
+  ctx.beginPath(); ctx.moveTo(0, h / 2); ctx.lineTo(w, h / 2); ctx.moveTo(w / 2, 0); ctx.lineTo(w / 2, h); ctx.stroke();
+  ctx.beginPath(); ctx.arc(w / 2, h / 2, (w / 2 - 8) / m, 0, 2 * Math.PI); ctx.stroke();  // unit power
+  ctx.fillStyle = "rgba(31, 78, 121, 0.6)";
+  for (const [re, im] of pts) { ctx.beginPath(); ctx.arc(sx(re), sy(im), 2, 0, 2 * Math.PI); ctx.fill(); }
+  ctx.fillStyle = "#555";
+  ctx.fillText(`I/Q, \u00b1${m.toFixed(1)}; ${pts.length} symbols; circle: unit power`, 6, h - 6);
+}
+
+function drawSweep(canvas, rows) {
+  const { ctx, w, h } = prepare(canvas);
+  const L = 48, R = 12, T = 12, B = 36;
+  const series = Object.keys(COLORS);
+  const vals = rows.flatMap((r) => series.map((s) => r[s])).filter(Number.isFinite);
+  let lo = vals.length ? Math.floor(Math.min(...vals) / 2) * 2 : 10, hi = vals.length ? Math.ceil(Math.max(...vals) / 2) * 2 : 30;
+  if (hi - lo < 4) hi = lo + 4;
+  const x0 = SWEEP_SNRS[0], x1 = SWEEP_SNRS[SWEEP_SNRS.length - 1];
+  const sx = (x) => L + (x - x0) / (x1 - x0) * (w - L - R), sy = (y) => T + (hi - y) / (hi - lo) * (h - T - B);
+  ctx.strokeStyle = "#e3e6ea"; ctx.fillStyle = "#555"; ctx.lineWidth = 1;
+  ctx.textAlign = "center";
+  for (const x of SWEEP_SNRS) {
+    ctx.beginPath(); ctx.moveTo(sx(x), T); ctx.lineTo(sx(x), h - B); ctx.stroke();
+    ctx.fillText(String(x), sx(x), h - B + 14);
+  }
+  ctx.fillText("SNR (dB)", (L + w - R) / 2, h - 4);
+  ctx.textAlign = "right";
+  const step = (hi - lo) > 12 ? 4 : 2;
+  for (let y = lo; y <= hi; y += step) {
+    ctx.beginPath(); ctx.moveTo(L, sy(y)); ctx.lineTo(w - R, sy(y)); ctx.stroke();
+    ctx.fillText(String(y), L - 6, sy(y) + 4);
+  }
+  ctx.save(); ctx.translate(12, (T + h - B) / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center";
+  ctx.fillText("PSNR (dB)", 0, 0); ctx.restore();
+  ctx.textAlign = "left";
+  series.forEach((s, i) => {
+    const pts = rows.filter((r) => Number.isFinite(r[s]));
+    ctx.strokeStyle = ctx.fillStyle = COLORS[s]; ctx.lineWidth = 2;
+    ctx.beginPath();
+    pts.forEach((r, j) => (j ? ctx.lineTo(sx(r.snr), sy(r[s])) : ctx.moveTo(sx(r.snr), sy(r[s]))));
+    ctx.stroke();
+    for (const r of pts) { ctx.beginPath(); ctx.arc(sx(r.snr), sy(r[s]), 3.5, 0, 2 * Math.PI); ctx.fill(); }
+    const lx = L + 10 + i * 96;
+    ctx.fillRect(lx, T + 6, 14, 3); ctx.fillText(s, lx + 18, T + 11);
+  });
+}
+
+function renderSweepTable(rows) {
+  $("sweep-table").tBodies[0].replaceChildren(...rows.map((r) => {
+    const tr = document.createElement("tr");
+    for (const v of [String(r.snr), fmt(r["SC-CDM"], 2), fmt(r["NSF"], 2), fmt(r["DeepJSCC"], 2)]) {
+      const td = document.createElement("td"); td.textContent = v; tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+async function sweep() {
+  if (!state.blob || state.busy) return;
+  state.busy = true;
+  $("sweep").disabled = $("send").disabled = true;
+  $("sweep-panel").hidden = false;
+  showError("");
+  const rows = [];
+  const total = SWEEP_SNRS.length * 2;
+  let done = 0;
+  try {
+    for (const snr of SWEEP_SNRS) {
+      const row = { snr };
+      rows.push(row);
+      setStatus(`sweep ${done + 1}/${total}: SC-CDM at ${snr} dB`);
+      // one refined request gives SC-CDM and, from its pre-refinement output, NSF
+      const a = await post(formFor({ snr_db: String(snr), model: "sc-cdm-cpu", refine: "true" }));
+      row["SC-CDM"] = a.psnr_db; row["NSF"] = a.s_hat ? a.s_hat.psnr_db : NaN;
+      done++;
+      drawSweep($("sweep-plot"), rows); renderSweepTable(rows);
+      setStatus(`sweep ${done + 1}/${total}: DeepJSCC at ${snr} dB`);
+      const b = await post(formFor({ snr_db: String(snr), model: "deepjscc-cpu", refine: "false" }));
+      row["DeepJSCC"] = b.psnr_db;
+      done++;
+      drawSweep($("sweep-plot"), rows); renderSweepTable(rows);
+    }
+    setStatus("sweep done");
+    $("sweep-panel").dataset.done = "true";
+  } catch (e) {
+    showError("Sweep stopped: " + e.message);
+    setStatus("");
+  } finally {
+    state.busy = false;
+    $("sweep").disabled = $("send").disabled = false;
+  }
+}
+
+async function loadModels() {
+  try {
+    const resp = await fetch("/v1/models", { headers: headers() });
+    if (!resp.ok) {
+      if (resp.status === 401) showError("This gateway needs an API token: type it into the \u201cAPI token\u201d field.");
+      return;
+    }
+    const body = await resp.json();
+    const sel = $("model");
+    const keep = sel.value;
+    sel.replaceChildren(...body.models.map((m) => {
+      const o = document.createElement("option");
+      o.value = m.name; o.textContent = m.name + (m.has_refiner ? "" : " (no refiner)");
+      return o;
+    }));
+    sel.value = keep && body.models.some((m) => m.name === keep) ? keep : (body.default || "");
+    syncRefine();
+    if ($("error").textContent.includes("API token")) showError("");
+  } catch (e) { /* the page still works with the server default model */ }
+}
+
+function syncRefine() {
+  const opt = $("model").selectedOptions[0];
+  const noRefiner = opt && opt.textContent.includes("no refiner");
+  $("refine").disabled = !!noRefiner;
+  if (noRefiner) $("refine").checked = false;
+}
+
+function later() {  // a burst of control changes sends one request
+  clearTimeout(state.timer);
+  state.timer = setTimeout(() => { if (!state.busy) transmit(); }, 200);
+}
+
+function init() {
+  const saved = sessionStorage.getItem("sccdm-token");
+  if (saved) $("token").value = saved;
+  $("token").addEventListener("change", () => { sessionStorage.setItem("sccdm-token", token()); loadModels(); });
+  $("file").addEventListener("change", () => {
+    const f = $("file").files[0];
+    if (!f) return;
+    document.querySelectorAll(".sample").forEach((b) => b.classList.remove("selected"));
+    setImage(f, f.name);
+    transmit();
+  });
+  document.querySelectorAll(".sample").forEach((b) => b.addEventListener("click", async () => {
+    try {
+      const resp = await fetch(b.dataset.src);
+      if (!resp.ok) throw new Error(`cannot load the sample (HTTP ${resp.status})`);
+      document.querySelectorAll(".sample").forEach((x) => x.classList.toggle("selected", x === b));
+      $("file").value = "";
+      setImage(await resp.blob(), b.dataset.src.split("/").pop());
+      transmit();
+    } catch (e) { showError(e.message); }
+  }));
+  $("snr").addEventListener("input", () => { $("snr-out").textContent = $("snr").value + " dB"; });
+  $("erasure").addEventListener("input", () => { $("erasure-out").textContent = Number($("erasure").value).toFixed(2); });
+  $("channel").addEventListener("change", () => { $("fading").disabled = $("channel").value !== "rayleigh"; });
+  $("model").addEventListener("change", syncRefine);
+  for (const id of ["snr", "erasure", "channel", "fading", "refine", "model", "seed"]) $(id).addEventListener("change", later);
+  $("controls").addEventListener("submit", (e) => { e.preventDefault(); transmit(); });
+  $("sweep").addEventListener("click", sweep);
+  window.addEventListener("resize", () => {
+    if (state.lastReport) drawConstellation($("constellation"), state.lastReport.received_symbols || []);
+  });
+  $("results").hidden = true;
+  loadModels();
+}
+
+document.addEventListener("DOMContentLoaded", init);
