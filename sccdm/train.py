@@ -110,6 +110,17 @@ def _channel_for_batch(gen: torch.Generator, share: float) -> ChannelConfig:
     return ChannelConfig(kind="awgn")
 
 
+class _Link(torch.nn.Module):
+    """Codec + channel as one forward, so DistributedDataParallel sees (and syncs) the whole step."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, snr, chan, gen):
+        return transmit_train(self.model, x, snr, chan, gen)
+
+
 def _fmt_eta(s: float) -> str:
     s = int(max(s, 0))
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -159,7 +170,8 @@ def run(args) -> Path:
         if rank == 0:
             print(f"resumed {args.stage} from {ckpt} at step {step}/{total}", flush=True)
 
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    link = _Link(model)
+    net = torch.nn.parallel.DistributedDataParallel(link) if world > 1 else link
     logf = open(out / "log.jsonl", "a") if rank == 0 else None
     t0 = time.time()
     start_step = step
@@ -187,7 +199,7 @@ def run(args) -> Path:
             chan = _channel_for_batch(gen, args.rayleigh_share)
             model.train()
             if args.stage in ("codec", "deepjscc"):
-                loss = F.mse_loss(transmit_train(net, x, snr, chan, gen), x)
+                loss = F.mse_loss(net(x, snr, chan, gen), x)
             else:
                 with torch.no_grad():
                     s_hat = transmit_train(codec, x, snr, chan, gen)
