@@ -12,7 +12,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,  # noqa: E402
                                                response_schema_conformance, status_code_conformance)
 
-FUZZ_EXAMPLES = int(os.environ.get("SCCDM_FUZZ_EXAMPLES", "12"))
+FUZZ_EXAMPLES = int(os.environ.get("SCCDM_FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -31,6 +31,8 @@ def operations(schema):
 def test_gateway_schema_fuzz(schema, gateway_url, http, mode):
     seen = {}
     for op in operations(schema):
+        if mode == GenerationMode.NEGATIVE and op.path != "/v1/transmit":
+            continue  # the other operations take no input, so there is nothing invalid to send
         checks = CHECKS + ([negative_data_rejection] if mode == GenerationMode.NEGATIVE else [])
 
         @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
