@@ -171,16 +171,24 @@ class Receiver:
         rows2 = np.arange(tr2.start + dd, tr2.stop - dd)
         model2 = _regressors(x, rows2, dd) @ g1
         c2 = np.vdot(model2, r[rows2])
-        w2 = float(np.angle(c2)) / (np.mean(rows2) - np.mean(rows))
-        r = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
-        f += (w_res + w2) / (2 * np.pi * sps)
+        gap = np.mean(rows2) - np.mean(rows)
         w1, beta1 = mmse_equalizer(g1, s1, c.eq_taps)
         hp = np.arange(lay0.header.start, lay0.header.stop)
-        soft = (np.real(equalize_fir(r, w1, hp)) / beta1).reshape(c.header_repeat, -1).sum(axis=0)
-        try:
-            hdr = Header.from_bits(viterbi_decode(soft, HEADER_BITS + 16))
-        except HeaderError as e:
-            raise _Reject(f"header: {e}") from None
+        hdr, err = None, None
+        # the phase of training 2 is known modulo 2 pi: the CRC picks the right turn when a
+        # noisy coarse CFO left more than half a turn across the header (low SNR, long header)
+        for turn in (0, -1, 1):
+            w2 = (float(np.angle(c2)) + 2 * np.pi * turn) / gap
+            rr = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
+            soft = (np.real(equalize_fir(rr, w1, hp)) / beta1).reshape(c.header_repeat, -1).sum(axis=0)
+            try:
+                hdr = Header.from_bits(viterbi_decode(soft, HEADER_BITS + 16))
+                break
+            except HeaderError as e:
+                err = err or e
+        if hdr is None:
+            raise _Reject(f"header: {err}")
+        f += (w_res + w2) / (2 * np.pi * sps)
 
         # the whole frame, resampled for the clock offset
         lay = layout(c, hdr.n_images * hdr.k)
