@@ -13,7 +13,7 @@ def test_readme_python_example_runs():
     r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     shape, psnr = r.stdout.strip().rsplit(" ", 1)
-    assert "torch.Size([1, 49152])" in shape  # 512x512 at H/8 x W/8 x 32 -> 64*64*32/2 symbols
+    assert "torch.Size([1, 65536])" in shape  # k = H * W * C / 128 = 512 * 512 * 32 / 128
     assert 10.0 < float(psnr) < 60.0
 
 
