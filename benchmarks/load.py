@@ -181,6 +181,7 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="")
     args = ap.parse_args(argv)
 
+    mach = machine()  # load average before anything of ours runs
     stack = None
     if args.url:
         url = args.url
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
         "no service process died": {"pass": not dead, "detail": ", ".join(dead) or "all alive"},
     }
     res = {"command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": mach,
            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
            "config": {"size": args.size, "model": args.model, "refine": args.refine, "channel": args.channel,
                       "snr_db": args.snr, "threads": args.threads, "max_batch": args.max_batch,
