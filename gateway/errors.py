@@ -81,6 +81,8 @@ def document_errors(app, auth: bool = False) -> None:
                 if auth and path not in ("/healthz", "/readyz"):
                     op["security"] = [{"bearer": []}]
                     responses["401"] = {"description": "missing or wrong bearer token", "content": ref}
+        from .schemas import add_to
+        add_to(spec)
         app.openapi_schema = spec
         return spec
 

@@ -50,3 +50,16 @@ def test_gateway_schema_fuzz(schema, gateway_url, http, mode):
         assert any(c >= 400 for c in seen.get("POST /v1/transmit", ())), seen
     # the gateway is still healthy after the fuzzing
     assert http.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_real_reports_match_the_documented_schema(schema, gateway_url, make_png, refine):
+    """Random bytes rarely make a valid image, so a real PNG checks the 200 schemas (TransmitReport, ...)."""
+    png, _ = make_png(40, 36)
+    ops = {op.label: op for op in operations(schema)}
+    case = ops["POST /v1/transmit"].Case(body={"image": png, "seed": 3, "refine": refine, "channel": "rayleigh",
+                                               "erasure_prob": 0.1}, media_type="multipart/form-data")
+    resp = case.call_and_validate(base_url=gateway_url, checks=CHECKS, timeout=60)
+    assert resp.status_code == 200 and resp.json()["width"] == 36 and ("s_hat" in resp.json()) == refine
+    for label in ("GET /v1/models", "GET /readyz"):
+        assert ops[label].Case().call_and_validate(base_url=gateway_url, checks=CHECKS, timeout=30).status_code == 200

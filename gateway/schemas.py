@@ -1,0 +1,68 @@
+"""JSON schemas of the gateway's answers, added to /openapi.json so clients and the schemathesis
+fuzz test (tests/test_fuzz.py) can check every response against them."""
+from __future__ import annotations
+
+NUM = {"type": "number"}
+STR = {"type": "string"}
+
+QUALITY = {"type": "object", "required": ["psnr_db", "ssim", "image", "image_mime"],
+           "properties": {"psnr_db": NUM, "ssim": NUM, "image": {"type": "string", "contentEncoding": "base64"},
+                          "image_mime": STR}}
+
+TRANSMIT_REPORT = {
+    "title": "TransmitReport", "type": "object",
+    "required": ["model", "width", "height", "channel", "seed", "refine", "psnr_db", "ssim", "image", "image_mime",
+                 "channel_uses", "cbr", "latent_shape", "tx_snr_db", "est_snr_db", "eff_snr_db", "noise_var",
+                 "csi_source", "csi_mode", "backend", "erased_fraction", "received_symbols", "timings_ms"],
+    "properties": {
+        "model": STR, "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
+        "channel": {"type": "object", "required": ["kind", "snr_db", "fading", "block_size", "csi", "erasure_prob"],
+                    "properties": {"kind": {"enum": ["awgn", "rayleigh"]}, "snr_db": NUM,
+                                   "fading": {"enum": ["block", "fast"]}, "block_size": {"type": "integer"},
+                                   "csi": {"enum": ["mmse", "zf", "abs", "none"]},
+                                   "erasure_prob": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "seed": {"type": "integer", "minimum": 0}, "refine": {"type": "boolean"},
+        "psnr_db": NUM, "ssim": NUM, "image": {"type": "string", "contentEncoding": "base64"}, "image_mime": STR,
+        "quality_from": {"enum": ["float32", "png"]},
+        "channel_uses": {"type": "integer", "minimum": 1}, "cbr": NUM,
+        "latent_shape": {"type": "array", "items": {"type": "integer"}},
+        "tx_snr_db": NUM, "est_snr_db": NUM, "eff_snr_db": NUM, "noise_var": NUM,
+        "csi_source": STR, "csi_mode": STR, "backend": STR,
+        "erased_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+        "received_symbols": {"type": "array", "maxItems": 512,
+                             "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": NUM}},
+        "s_hat": {**QUALITY, "description": "the decoder output before refinement (only when refined)"},
+        "timings_ms": {"type": "object", "required": ["encode", "channel", "decode", "refine", "total"],
+                       "additionalProperties": NUM},
+    },
+}
+
+MODEL_LIST = {
+    "title": "ModelList", "type": "object", "required": ["default", "models"],
+    "properties": {"default": {"type": ["string", "null"]},
+                   "models": {"type": "array", "items": {"type": "object", "required": ["name", "has_refiner"],
+                                                         "properties": {"name": STR, "has_refiner": {"type": "boolean"},
+                                                                        "loaded": {"type": "boolean"}}}}},
+}
+
+READINESS = {
+    "title": "Readiness", "type": "object", "required": ["ready", "backends"],
+    "properties": {"ready": {"type": "boolean"}, "backends": {"type": "object", "additionalProperties": STR}},
+}
+
+# (path, method) -> {status: schema name}
+RESPONSES = {("/v1/transmit", "post"): {"200": "TransmitReport"}, ("/v1/models", "get"): {"200": "ModelList"},
+             ("/readyz", "get"): {"200": "Readiness", "503": "Readiness"}}
+SCHEMAS = {"TransmitReport": TRANSMIT_REPORT, "ModelList": MODEL_LIST, "Readiness": READINESS}
+
+
+def add_to(spec: dict) -> None:
+    """Put the schemas into an OpenAPI document built by FastAPI (in place)."""
+    spec.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
+    for (path, method), codes in RESPONSES.items():
+        op = spec.get("paths", {}).get(path, {}).get(method)
+        if op is None:
+            continue
+        for code, name in codes.items():
+            r = op.setdefault("responses", {}).setdefault(code, {"description": name})
+            r.setdefault("content", {})["application/json"] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
