@@ -156,6 +156,9 @@ def write(result: dict, args) -> None:
     lines += ["", "SCCDM_LINK_IMAGES_PER_FRAME=8 spreads the frame overhead over 8 images (one fade per frame then).",
               "Frames lost = deep fades where the burst is not detected or its header fails its CRC; the receiver "
               "then has no symbols for the image (an outage the genie channel never has).",
+              "The two paths draw their fades and noise independently (the genie channel cannot share the "
+              "link's draws), so on Rayleigh differences within about +-0.2 dB are sampling noise; a negative "
+              "cost is such noise, not a gain.",
               "", "+- : 95 % confidence interval of the mean over images. Cost = perfect - estimated."]
     (RESULTS / "csi.md").write_text("\n".join(lines) + "\n")
     try:
