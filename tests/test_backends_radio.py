@@ -186,7 +186,7 @@ def test_sigmf_record_validates_and_replay_reproduces_the_image(tmp_path, monkey
     assert torch.equal(replay.y, live.y) and torch.equal(replay.h, live.h)
     assert torch.equal(replay.snr_db, live.snr_db) and torch.equal(replay.noise_var, live.noise_var)
     assert torch.equal(decode(replay), decode(live))
-    with pytest.raises(ValueError, match="holds a batch"):
+    with pytest.raises(ValueError, match="holds a batch of 2 x"):
         get_backend("sigmf").transmit(frame.symbols[:2], cfg, None)
 
 

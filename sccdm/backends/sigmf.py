@@ -5,8 +5,9 @@ transmission writes two SigMF recordings, ``NNNNNN-tx`` (what was sent) and
 ``NNNNNN-rx`` (what came back), as ``.sigmf-meta`` + ``.sigmf-data`` (cf32_le),
 with one annotation per frame and, under the ``sccdm`` extension namespace,
 everything needed to replay it (the link configuration, the frame plan, the
-channel configuration). Replay mode feeds the recorded rx streams, in order,
-through the receiver side: same samples in, same symbols out.
+channel configuration). Replay mode feeds the recorded rx streams, in order
+(skipping recordings whose batch shape differs from the call's), through the
+receiver side: same samples in, same symbols out.
 
 Environment:
 
@@ -138,15 +139,19 @@ class SigmfBackend(LinkBackend):
         recs = self.recordings()
         if not recs:
             raise ValueError(f"no *-rx.sigmf-meta recordings in {self.dir}")
+        want = tuple(symbols.shape)
         with self._lock:
-            base = recs[self._replay_pos % len(recs)]
-            self._replay_pos += 1
-        rx, glob = read_recording(Path(str(base) + "-rx"))
+            # the next recording (in order, wrapping round) that holds a batch of this shape
+            for step in range(len(recs)):
+                base = recs[(self._replay_pos + step) % len(recs)]
+                rx, glob = read_recording(Path(str(base) + "-rx"))
+                d = glob["sccdm:plan"]
+                if (d["batch"], d["k"]) == want:
+                    self._replay_pos += step + 1
+                    break
+            else:
+                raise ValueError(f"no recording in {self.dir} holds a batch of {want[0]} x {want[1]} symbols")
         tx, _ = read_recording(Path(str(base) + "-tx"))
-        d = glob["sccdm:plan"]
-        if tuple(symbols.shape) != (d["batch"], d["k"]):
-            raise ValueError(f"recording {base.name} holds a batch of {d['batch']} x {d['k']} symbols; "
-                             f"got {tuple(symbols.shape)}")
         plan = TxPlan.from_description(d, tx)
         session = LinkSession(LinkConfig(**glob["sccdm:link"]))
         res = session.receive(rx, plan, cfg, generator, source="sigmf-replay")
