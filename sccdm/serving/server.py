@@ -67,6 +67,9 @@ def _classify(e: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(e)
     if isinstance(e, NotReady):
         return grpc.StatusCode.UNAVAILABLE, str(e)
+    from ..link.session import LinkError
+    if isinstance(e, LinkError):  # radio timeout / no burst found: the link is down, the request was fine
+        return grpc.StatusCode.UNAVAILABLE, f"radio link: {e}"
     if isinstance(e, ValueError):  # library validation (ChannelConfig.validate, symbols_to_latent, ...)
         return grpc.StatusCode.INVALID_ARGUMENT, str(e)
     return grpc.StatusCode.INTERNAL, f"internal error ({type(e).__name__}: {e}); see the service log"
