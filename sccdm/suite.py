@@ -1,7 +1,7 @@
 """The paper's evaluation suite: every figure as PNG + JSON + Markdown, with the classical baseline and the bound.
 
     python -m sccdm.suite --limit 20                  # a quick look
-    sccdm eval --suite paper                          # all 2,000 test images (about 25 min on 2 cores)
+    sccdm eval --suite paper                          # 2,000 test images (~30 min on 2 busy cores)
 
 Figures (under ``--out-dir``, default benchmarks/results/paper-suite):
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .baselines import SCHEMES
+from .baselines.separation import CODECS
 from .channels import ChannelConfig
 from .metrics import mean_ci95, mse, psnr, ssim
 
@@ -51,7 +52,7 @@ STYLE = {"sc-cdm": ("C3", "o", "-"), "nsf": ("C1", "s", "-"), "deepjscc": ("C0",
 # for days on GPUs on the original CIFAR-10; shown as markers, never as our measurements.
 PUBLISHED = {
     "cbr": 1 / 12, "snr_db": 10.0, "source": "WITT (Yang et al., ICASSP 2023), AWGN, CBR 1/12, read off the figure",
-    "points": {"WITT": 28.6, "DeepJSCC (published)": 27.5, "BPG + capacity": 26.75, "BPG + LDPC": 25.1},
+    "points": {"WITT": 28.6, "DeepJSCC": 27.5, "BPG + capacity": 26.75, "BPG + LDPC": 25.1},
     "other_cbr": [
         "CBR 1/6, AWGN, 10 dB: WITT 32.65, DeepJSCC 31.9, BPG + capacity 31.45, BPG + LDPC 29.6",
         "CBR 1/3, AWGN, SNR 1/4/7/10/13 dB: WITT 29.55 / 32.6 / 35.35 / 37.75 / 39.7",
@@ -72,8 +73,8 @@ def _parse(argv):
     p = argparse.ArgumentParser(prog="sccdm eval --suite paper", description=__doc__.split("\n")[0])
     p.add_argument("--suite", default="paper", choices=["paper"], help=argparse.SUPPRESS)
     p.add_argument("--limit", type=int, default=2000, help="test images for the main figures (default 2000)")
-    p.add_argument("--side-limit", type=int, default=1000,
-                   help="test images for the mismatch and erasure sweeps (default 1000, at most --limit)")
+    p.add_argument("--side-limit", type=int, default=500,
+                   help="test images for the mismatch and erasure sweeps (default 500, at most --limit)")
     p.add_argument("--data", default=None, help="dataset root (CIFAR-10 JPEG folder or cifar-10-batches-py)")
     p.add_argument("--out-dir", default="benchmarks/results/paper-suite")
     p.add_argument("--snrs", default="0,3,6,9,12,15", help="comma-separated SNRs in dB")
@@ -85,7 +86,9 @@ def _parse(argv):
     p.add_argument("--grid", type=int, default=6, help="images in the visual grid")
     p.add_argument("--model", default="sc-cdm-cpu")
     p.add_argument("--deepjscc", default="deepjscc-cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = auto: all cores on an idle machine, 1 when the load average says "
+                        "the cores are taken, since oversubscribed OpenMP threads run 2-5x slower)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     a.snr_list = [float(s) for s in a.snrs.split(",") if s.strip()]
@@ -105,6 +108,10 @@ class Runner:
 
     def __init__(self, sc, dj, k: int, batch: int, seed: int, pbar):
         self.sc, self.dj, self.k, self.batch, self.seed, self.pbar = sc, dj, k, batch, seed, pbar
+        self.seconds: dict[str, float] = {}  # wall time per scheme, for the budget table
+
+    def _tick(self, name: str, t: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.time() - t
 
     def batch_seed(self, b: int) -> int:
         return self.seed * 1_000_003 + 2 * b  # +1 is the refiner's generator
@@ -118,17 +125,23 @@ class Runner:
         for b, i in enumerate(range(0, x.shape[0], self.batch)):
             xb, sd = x[i:i + self.batch], self.batch_seed(b)
             outs = {}
+            t = time.time()
             if "sc-cdm" in schemes or "nsf" in schemes:
                 r = simulate(self.sc, xb, cfg, torch.Generator().manual_seed(sd), tx_snr_db=tx_snr_db,
                              refine="sc-cdm" in schemes, refine_generator=torch.Generator().manual_seed(sd + 1))
                 outs["sc-cdm"], outs["nsf"] = r["x_hat"], r["s_hat"]
+                self._tick("sc-cdm" if "sc-cdm" in schemes else "nsf", t)
             if "deepjscc" in schemes:
+                t = time.time()
                 outs["deepjscc"] = simulate(self.dj, xb, cfg, torch.Generator().manual_seed(sd), tx_snr_db=tx_snr_db)["x_hat"]
+                self._tick("deepjscc", t)
             extra = {}
             for s in schemes:
                 if s in SCHEMES:
+                    t = time.time()
                     o = SCHEMES[s](xb, cfg, self.k, sd)
                     outs[s], extra[s] = o["x_hat"], o
+                    self._tick(s, t)
             for s in schemes:
                 xh = outs[s].float().clamp(0, 1)
                 a = acc[s]
@@ -137,6 +150,8 @@ class Runner:
                 a["mse"].append(mse(xh, xb))
                 a["lost"].append(extra[s]["lost"].bool() if s in extra else torch.zeros(len(xb), dtype=torch.bool))
                 a["uses"].append(extra[s]["channel_uses"].long() if s in extra else torch.full((len(xb),), self.k))
+                if s in extra and "codec" in extra[s]:
+                    a.setdefault("codec", []).append(extra[s]["codec"].long())
                 if i < keep:
                     a["keep"].append(xh[:max(0, keep - i)])
             self.pbar.update(len(xb))
@@ -149,7 +164,9 @@ def _stats(m: dict) -> dict:
     return {"psnr": p_mean, "psnr_ci95": p_ci,
             "psnr_of_mean_mse": float(10 * math.log10(1 / max(float(m["mse"].double().mean()), 1e-20))),
             "ssim": s_mean, "ssim_ci95": s_ci, "lost_share": float(m["lost"].float().mean()),
-            "channel_uses": float(m["uses"].double().mean()), "n": int(m["psnr"].numel())}
+            "channel_uses": float(m["uses"].double().mean()), "n": int(m["psnr"].numel()),
+            **({"codec_share": {(CODECS[c] if c >= 0 else "none"): float((m["codec"] == c).double().mean())
+                                for c in m["codec"].unique().tolist()}} if m.get("codec") is not None else {})}
 
 
 def _paired_gain(a: torch.Tensor, b: torch.Tensor) -> dict:
@@ -254,8 +271,9 @@ def main(argv=None) -> int:
     from .pipeline import encode
 
     t0 = time.time()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    torch.set_num_threads(args.threads or (1 if load > cores - 0.5 else cores))
     root = find_cifar(args.data)
     original = any((root / p).exists() for p in ("test_batch", "cifar-10-batches-py"))
     caveat = ORIGINAL_NOTE if original else DATA_CAVEAT
@@ -274,7 +292,8 @@ def main(argv=None) -> int:
                 [a for i, a in enumerate(given) if a != "--suite" and not (i and given[i - 1] == "--suite")]),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
                        f" ({torch.get_num_threads()} threads)",
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "models_note": note,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "load_average_at_start": load,
+            "models_note": note,
             "models": model_info, "k": k, "cbr": cbr, "n_images": int(x.shape[0]), "n_side_images": int(side.shape[0]),
             "seed": args.seed, "batch": args.batch, "psnr_cap_db": PSNR_CAP_DB, "data_root": str(root)}
     w = Writer(Path(args.out_dir), meta, caveat)
@@ -316,6 +335,12 @@ def main(argv=None) -> int:
         body = (f"PSNR in dB: mean ± 95 % CI (PSNR of the mean MSE), {x.shape[0]} images, k = {k} channel uses "
                 f"per image (learned schemes and the separation bound spend all {k}; JPEG+LDPC spends what its "
                 f"codeword needs, 0 for images whose payload does not fit).\n\n" + _table(rows, head))
+        body += "\n\nSSIM (mean ± 95 % CI):\n\n" + _table(
+            [[f"{snr:g}"] + [f"{per[s][i]['ssim']:.4f} ± {per[s][i]['ssim_ci95']:.4f}" for s in schemes]
+             for i, snr in enumerate(args.snr_list)], ["SNR dB"] + [SCHEME_LABELS[s] for s in schemes])
+        body += "\n\nSeparation bound, codec chosen (share of images): " + "; ".join(
+            f"{snr:g} dB: " + ", ".join(f"{c} {v:.0%}" for c, v in sorted(per["separation"][i].get("codec_share", {}).items()))
+            for i, snr in enumerate(args.snr_list)) + "."
         if kind == "awgn":
             body += ("\n\nPublished markers (" + PUBLISHED["source"] + "): " +
                      ", ".join(f"{a} {b}" for a, b in PUBLISHED["points"].items()) +
@@ -323,7 +348,9 @@ def main(argv=None) -> int:
         else:
             body += ("\n\nRayleigh: block fading, one h ~ CN(0, 1) per image, perfect CSI at the receiver. The "
                      "separation bound's transmitter does not know h and picks the quality maximising expected "
-                     "PSNR under outage; 'tx knows h' is the bound with the realised capacity at the transmitter.")
+                     "PSNR under outage; 'tx knows h' is the bound with the realised capacity at the transmitter."
+                     "\n\nNo published CBR-1/12 Rayleigh points exist to plot; for reference (other CBR): "
+                     + PUBLISHED["other_cbr"][2] + ".")
         w.write(f"psnr_vs_snr_{kind}", f"PSNR vs SNR, {kind.upper()}",
                 {"snr_db": args.snr_list, "schemes": per, "sc_cdm_vs_deepjscc": gains,
                  "jpeg_ldpc_budget": SCHEMES["jpeg-ldpc"].budget(k).to_dict()},
@@ -370,7 +397,7 @@ def main(argv=None) -> int:
     t = time.time()
     mism = {}
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for tx in args.tx_list:
+    for j, tx in enumerate(args.tx_list):
         pts = []
         for snr in args.snr_list:
             pbar.set_postfix_str(f"mismatch tx {tx:g} / ch {snr:g} dB")
@@ -379,6 +406,7 @@ def main(argv=None) -> int:
         mism[f"{tx:g}"] = pts
         for s, ls in (("sc-cdm", "-"), ("nsf", ":")):
             ax.plot(args.snr_list, [p[s]["psnr"] for p in pts], ls=ls, marker="o" if s == "sc-cdm" else "s",
+                    color=f"C{(3 + j) % 10}",
                     label=f"{SCHEME_LABELS[s].split(' (')[0]}, tx assumes {tx:g} dB")
     matched = [{s: _stats({kk: v[:side.shape[0]] if v is not None else v for kk, v in r[s].items()})
                 for s in ("sc-cdm", "nsf", "deepjscc")} for r in raw["awgn"]]
@@ -434,6 +462,7 @@ def main(argv=None) -> int:
     above = {kd: [snr for snr, d in zip(args.snr_list, v) if d > 0] for kd, v in vs_bound.items()}
     per_channel = {kd: float(np.mean([g for (c, _), g in zip(pts, gain_pct) if c == kd])) for kd in main_res}
     timings["total_s"] = round(time.time() - t0, 1)
+    timings["per_scheme_s"] = {s: round(v, 1) for s, v in run.seconds.items()}
     summary = {"sc_cdm_gain_over_deepjscc_percent": float(np.mean(gain_pct)), "per_channel_percent": per_channel,
                "paper_claim_percent": PAPER_GAIN_PERCENT, "sc_cdm_minus_separation_db": vs_bound,
                "sc_cdm_above_separation_at_snr_db": above, "timings": timings,

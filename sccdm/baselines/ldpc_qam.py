@@ -141,11 +141,16 @@ def transmit_bits(bits: torch.Tensor, sent: torch.Tensor, channel: ChannelConfig
     rows = torch.nonzero(sent).flatten()  # BP is the expensive part: decode only what was sent
     # The decoder clips its messages at +-20 anyway; clipping the channel LLRs too, and flushing
     # denormals, keeps high-SNR (huge LLR) decoding from crawling through subnormal floats (3-5x).
+    # BP is thousands of small gather/scatter ops: with one thread it never waits at OpenMP
+    # barriers, which on a busy 2-core machine made two threads 5-6x slower than one.
     llr_cw = llr[rows].reshape(-1, budget.n_cw).clamp(-LLR_MAX, LLR_MAX)
+    threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
     try:
         outs = [blk["dec"](llr_cw[i:i + DECODE_CHUNK]) for i in range(0, llr_cw.shape[0], DECODE_CHUNK)]
     finally:
+        torch.set_num_threads(threads)
         torch.set_flush_denormal(False)  # torch's default; there is no getter to restore from
     bits_hat = torch.zeros(n, budget.data_bits)
     ok = torch.zeros(n, dtype=torch.bool)
