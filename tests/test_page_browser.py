@@ -124,4 +124,6 @@ def test_phone_width_has_no_horizontal_overflow(page_at):
     xs = page.evaluate("() => ['img-orig', 'img-shat', 'img-refined'].map(id => "
                        "Math.round(document.getElementById(id).getBoundingClientRect().left))")
     assert len(set(xs)) == 1, xs
+    if os.environ.get("SCCDM_SCREENSHOT_PHONE"):
+        page.screenshot(path=os.environ["SCCDM_SCREENSHOT_PHONE"], full_page=True)
     assert not errors, errors
