@@ -41,11 +41,10 @@ def refine_batch(model, s_hat: torch.Tensor, items: list[RxItem]) -> torch.Tenso
     """s_hat: float [B, 3, H, W] of all items -> refined float [B, 3, H, W], per-item seeded noise."""
     if len(items) == 1 and s_hat.device.type == "cpu":
         return model.refine(s_hat, generator=torch.Generator().manual_seed(items[0].seed))
-    ref = model.refiner
-    cond = ref.student(s_hat)
-    noise = torch.cat([torch.randn((it.y.shape[0], cond.shape[1]), generator=torch.Generator().manual_seed(it.seed),
-                                   dtype=cond.dtype) for it in items]).to(cond.device)
-    return ref.restorer(s_hat, ref.diffusion.sample(cond, z_start=noise)).clamp(0, 1)
+    dim = model.refiner.cfg.prior_dim
+    noise = torch.cat([torch.randn((it.y.shape[0], dim), generator=torch.Generator().manual_seed(it.seed))
+                       for it in items]).to(s_hat.device, s_hat.dtype)
+    return model.refiner(s_hat, z_start=noise)
 
 
 @torch.no_grad()

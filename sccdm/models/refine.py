@@ -285,9 +285,12 @@ class Refiner(nn.Module):
         z_hat = self.diffusion.sample(cond, z_start=z_t)
         return {"x_hat": self.restorer(s_hat, z_hat), "z_hat": z_hat, "z0": z0}
 
-    def forward(self, s_hat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, s_hat: torch.Tensor, generator: torch.Generator | None = None,
+                z_start: torch.Tensor | None = None) -> torch.Tensor:
+        """s_hat: float [B, 3, H, W]; z_start: optional float [B, prior_dim], the diffusion's starting
+        noise (a server batching requests draws each request's rows from its own generator)."""
         cond = self.student(s_hat)
-        z_hat = self.diffusion.sample(cond, generator=generator)
+        z_hat = self.diffusion.sample(cond, z_start=z_start, generator=generator)
         return self.restorer(s_hat, z_hat).clamp(0, 1)
 
 
