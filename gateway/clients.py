@@ -22,7 +22,9 @@ def channel_options(cfg: ServiceConfig) -> list:
     return [("grpc.max_send_message_length", n), ("grpc.max_receive_message_length", n),
             # a restarted backend is found again within a second, not after gRPC's default 2-minute backoff
             ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000)]
+            ("grpc.max_reconnect_backoff_ms", 1000),
+            # with several replicas behind a headless Service (dns:///name:port), spread the calls
+            ("grpc.lb_policy_name", "round_robin")]
 
 
 class Backends:
