@@ -91,15 +91,20 @@ def _parse(argv):
                         "the cores are taken, since oversubscribed OpenMP threads run 2-5x slower)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    a.snr_list = [float(s) for s in a.snrs.split(",") if s.strip()]
-    a.tx_list = [float(s) for s in a.mismatch_tx.split(",") if s.strip()]
-    a.erasure_list = [float(s) for s in a.erasures.split(",") if s.strip()]
-    if a.limit < 1 or a.batch < 1 or a.side_limit < 1:
-        p.error("--limit, --side-limit and --batch must be >= 1")
-    for s in a.snr_list + a.tx_list + [a.erasure_snr]:
-        ChannelConfig(snr_db=s).validate()
-    for e in a.erasure_list:
-        ChannelConfig(erasure_prob=e).validate()
+    try:
+        a.snr_list = [float(s) for s in a.snrs.split(",") if s.strip()]
+        a.tx_list = [float(s) for s in a.mismatch_tx.split(",") if s.strip()]
+        a.erasure_list = [float(s) for s in a.erasures.split(",") if s.strip()]
+        for s in a.snr_list + a.tx_list + [a.erasure_snr]:
+            ChannelConfig(snr_db=s).validate()
+        for e in a.erasure_list:
+            ChannelConfig(erasure_prob=e).validate()
+    except ValueError as e:
+        p.error(f"bad SNR / erasure list: {e}")
+    if not a.snr_list or not a.tx_list or not a.erasure_list:
+        p.error("--snrs, --mismatch-tx and --erasures need at least one value each")
+    if a.limit < 1 or a.batch < 1 or a.side_limit < 1 or a.grid < 1:
+        p.error("--limit, --side-limit, --batch and --grid must be >= 1")
     return a
 
 

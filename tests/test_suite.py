@@ -68,3 +68,11 @@ def test_summary_reports_gain_and_bound(suite_dir):
     assert "17 %" in md and "separation bound" in md
     g = json.loads((suite_dir / "visual_grid_15db.json").read_text())
     assert len(g["psnr"]) == 3 and len(g["psnr"][0]) == 4
+
+
+@pytest.mark.parametrize("bad", [["--snrs", "abc"], ["--snrs", "0,99"], ["--erasures", "1.5"], ["--limit", "0"]])
+def test_bad_arguments_exit_with_a_usage_error(bad, capsys):
+    from sccdm import suite
+    with pytest.raises(SystemExit) as e:
+        suite.main(bad)
+    assert e.value.code == 2 and "error:" in capsys.readouterr().err
