@@ -120,6 +120,8 @@ def load_cifar_batches(root: str | Path, split: str = "train", limit: int | None
 
 def find_cifar(path: str | Path | None = None) -> Path:
     """Where the data lives: ``path``, else $SCCDM_DATA, else ./data, else ../shared/data (extracted to ./data)."""
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"no data at {path}: pass --data DIR (split/class/file images or cifar-10-batches-py)")
     for cand in [path, os.environ.get("SCCDM_DATA"), "data"]:
         if cand and Path(cand).exists():
             return Path(cand)

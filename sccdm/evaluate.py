@@ -68,9 +68,15 @@ def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", sn
                 from .baselines import SCHEMES
                 if scheme not in SCHEMES:
                     raise SystemExit(f"unknown scheme {scheme!r}; known: {sorted(set(LEARNED) | set(SCHEMES))}")
-                k = zoo.load("sc-cdm-cpu").cfg.num_symbols(*images.shape[-2:]) if "k" not in models else models["k"]
-                out = SCHEMES[scheme](images, cfg, k, seed)
-                x_hat, uses, lost = out["x_hat"], torch.as_tensor(out["channel_uses"]), torch.as_tensor(out["lost"])
+                if "sc-cdm-cpu" not in models:
+                    models["sc-cdm-cpu"] = zoo.load("sc-cdm-cpu")
+                k = models["sc-cdm-cpu"].cfg.num_symbols(*images.shape[-2:])
+                # per batch with the learned schemes' seeds, so every scheme meets the same channel draws
+                outs = [SCHEMES[scheme](images[i:i + batch], cfg, k, seed * 100003 + i)
+                        for i in range(0, len(images), batch)]
+                x_hat = torch.cat([o["x_hat"] for o in outs])
+                uses = torch.cat([torch.as_tensor(o["channel_uses"]).reshape(-1) for o in outs])
+                lost = torch.cat([torch.as_tensor(o["lost"]).reshape(-1) for o in outs])
             p = psnr(x_hat, images, max_db=50.0)
             s = ssim(x_hat, images)
             pm, pci = mean_ci95(p)
@@ -140,7 +146,11 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     from .data import image_to_tensor, load_split
-    images = image_to_tensor(load_split(a.data, "test", a.limit))
+    try:
+        images = image_to_tensor(load_split(a.data, "test", a.limit))
+    except FileNotFoundError as e:
+        print(f"sccdm eval: {e}", file=sys.stderr)
+        return 2
     schemes = a.scheme or ["sc-cdm", "nsf", "deepjscc"]
     t0 = time.time()
     rows = evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob, a.tx_snr)
