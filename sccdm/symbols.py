@@ -10,7 +10,7 @@ import torch
 
 __all__ = [
     "power_normalize", "latent_to_symbols", "symbols_to_latent",
-    "num_symbols", "cbr", "measured_power",
+    "num_symbols", "cbr", "measured_power", "LatentGeometry",
 ]
 
 
@@ -63,3 +63,18 @@ def num_symbols(latent_shape: tuple[int, int, int]) -> int:
 def cbr(k: int, height: int, width: int, channels: int = 3) -> float:
     """Channel bandwidth ratio k / n, n = H * W * channels source values."""
     return k / float(height * width * channels)
+
+
+class LatentGeometry:
+    """Mixin for codec configs that define ``latent_shape(H, W) -> (C, h, w)``: k and CBR follow from it."""
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def num_symbols(self, height: int, width: int) -> int:
+        """Complex channel uses k for one H x W image."""
+        return num_symbols(self.latent_shape(height, width))
+
+    def cbr(self, height: int, width: int) -> float:
+        """k / (H * W * 3) for one H x W image (padding included in k)."""
+        return cbr(self.num_symbols(height, width), height, width)

@@ -12,13 +12,15 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
 
+from ..symbols import LatentGeometry
+
 from .swin import pad_to_multiple
 
 __all__ = ["DeepJSCCConfig", "DeepJSCC", "DEEPJSCC_PRESETS"]
 
 
 @dataclass
-class DeepJSCCConfig:
+class DeepJSCCConfig(LatentGeometry):
     channels: int = 8          # c, bottleneck filters
     width: int = 32            # filters of the inner layers (16 for the first)
 
@@ -26,13 +28,6 @@ class DeepJSCCConfig:
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         return (self.channels, -(-height // 4), -(-width // 4))
-
-    def num_symbols(self, height: int, width: int) -> int:
-        c, h, w = self.latent_shape(height, width)
-        return c * h * w // 2
-
-    def cbr(self, height: int, width: int) -> float:
-        return self.num_symbols(height, width) / (3.0 * height * width)
 
     def to_dict(self) -> dict:
         return asdict(self)

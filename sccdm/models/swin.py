@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..symbols import LatentGeometry
+
 __all__ = ["SwinJSCCConfig", "SwinJSCCEncoder", "SwinJSCCDecoder", "SwinJSCC", "SWIN_PRESETS"]
 
 SNR_NORM_DB = (-5.0, 25.0)  # SNR inputs are clamped to this range before the embedding
@@ -201,7 +203,7 @@ class SwinStage(nn.Module):
 # --------------------------------------------------------------------------- models
 
 @dataclass
-class SwinJSCCConfig:
+class SwinJSCCConfig(LatentGeometry):
     """Sizes of the Swin JSCC codec.
 
     patch: patch size of the embedding; dims / depths / heads: per stage (two
@@ -231,13 +233,6 @@ class SwinJSCCConfig:
         m = self.pad_multiple
         hp, wp = height + (-height) % m, width + (-width) % m
         return (self.channels, hp // self.downscale, wp // self.downscale)
-
-    def num_symbols(self, height: int, width: int) -> int:
-        c, h, w = self.latent_shape(height, width)
-        return c * h * w // 2
-
-    def cbr(self, height: int, width: int) -> float:
-        return self.num_symbols(height, width) / (3.0 * height * width)
 
     def to_dict(self) -> dict:
         d = asdict(self)
