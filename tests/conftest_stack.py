@@ -28,17 +28,22 @@ STACK_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def started_stack(env: dict, log_dir, timeout: float, what: str = "stack", **kwargs):
+    """Generator for fixtures: start a real Stack on free ports, yield it, stop it afterwards."""
     from sccdm.stack import Stack, StackError
 
-    s = Stack(gateway_port=0, env=STACK_ENV, log_dir=tmp_path_factory.mktemp("stack-logs"))
+    s = Stack(gateway_port=0, env=env, log_dir=log_dir, **kwargs)
     try:
-        s.start(timeout=300)
+        s.start(timeout=timeout)
     except StackError as e:
-        pytest.fail(f"the stack did not start: {e}")
+        pytest.fail(f"the {what} did not start: {e}")
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    yield from started_stack(STACK_ENV, tmp_path_factory.mktemp("stack-logs"), 300)
 
 
 @pytest.fixture(scope="session")

@@ -78,17 +78,11 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_stack(pki, tmp_path_factory):
-    from sccdm.stack import Stack, StackError
+    from conftest_stack import started_stack
 
     env = {"SCCDM_DEVICE": "cpu", "SCCDM_MODEL": "deepjscc-cpu", "SCCDM_TLS_CA": pki["paths"]["ca"],
            "SCCDM_TLS_CERT": pki["paths"]["cert"], "SCCDM_TLS_KEY": pki["paths"]["key"], "SCCDM_MAX_UPLOAD_MB": "2"}
-    s = Stack(gateway_port=0, env=env, log_dir=tmp_path_factory.mktemp("tls-logs"), metrics=False)
-    try:
-        s.start(timeout=240)
-    except StackError as e:
-        pytest.fail(f"the TLS stack did not start: {e}")
-    yield s
-    s.stop()
+    yield from started_stack(env, tmp_path_factory.mktemp("tls-logs"), 240, "TLS stack", metrics=False)
 
 
 def health(channel, service="sccdm.v1.Transmitter"):
