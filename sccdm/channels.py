@@ -17,7 +17,10 @@ Conventions (REFERENCE section 3):
   ``erasure_prob``; a lost symbol arrives as 0 and ``mask`` marks it.
 
 The AWGN itself is Sionna's ``sionna.phy.channel.AWGN`` block, driven by the
-caller's ``torch.Generator`` so every draw is reproducible.
+caller's ``torch.Generator`` so every draw is reproducible. Training passes
+``noise="torch"``: the same complex Gaussian drawn with plain torch ops, so the
+training path needs no Sionna (GPU machines) and works under autocast and
+``torch.compile``; a test checks both give the same statistics.
 """
 from __future__ import annotations
 
@@ -134,14 +137,20 @@ def _fading(b: int, k: int, cfg: ChannelConfig, generator, device) -> torch.Tens
     return h.repeat_interleave(bs, dim=1)[:, :k]
 
 
+NOISE_SOURCES = ("sionna", "torch")
+
+
 def apply_channel(z: torch.Tensor, cfg: ChannelConfig, generator: torch.Generator | None = None,
-                  snr_db: torch.Tensor | None = None) -> ChannelOutput:
+                  snr_db: torch.Tensor | None = None, noise: str = "sionna") -> ChannelOutput:
     """Send symbols through the channel.
 
     z: complex64 [B, k], power-normalised. snr_db: optional float [B] overriding
     ``cfg.snr_db`` per image (so one batch can mix SNRs). generator: the random
-    source for fading, erasures and noise (same generator, same draws).
+    source for fading, erasures and noise (same generator, same draws). noise:
+    ``"sionna"`` (the AWGN block) or ``"torch"`` (same distribution, plain torch).
     """
+    if noise not in NOISE_SOURCES:
+        raise ValueError(f"unknown noise source {noise!r}; expected one of {NOISE_SOURCES}")
     cfg.validate()
     b, k = z.shape
     dev = z.device
@@ -153,7 +162,10 @@ def apply_channel(z: torch.Tensor, cfg: ChannelConfig, generator: torch.Generato
     mask = torch.ones(b, k, dtype=torch.bool, device=dev)
     if cfg.erasure_prob > 0:
         mask = torch.rand(b, k, generator=generator, device=dev) >= cfg.erasure_prob
-    y = _awgn(h * z, noise_var, generator)
+    if noise == "torch":
+        y = h * z + _complex_normal((b, k), generator, dev) * noise_var.sqrt()[:, None]
+    else:
+        y = _awgn(h * z, noise_var, generator)
     y = torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=dev))
     return ChannelOutput(y=y, h=h, noise_var=noise_var, mask=mask)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["load_image_folder", "load_cifar_batches", "load_split", "ImageArrayDataset", "find_cifar",
+__all__ = ["load_image_folder", "load_photo_folder", "load_cifar_batches", "load_split", "ImageArrayDataset", "find_cifar",
            "image_to_tensor", "tensor_to_image", "decode_image_bytes", "ImageDecodeError"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -99,6 +99,27 @@ def load_image_folder(root: str | Path, limit: int | None = None, cache: bool = 
         np.save(npy, imgs)
         np.save(lab, labels)
     return imgs, labels
+
+
+def load_photo_folder(root: str | Path, min_side: int = 0, limit: int | None = None) -> list[np.ndarray]:
+    """Every image under ``root`` (any sizes, any depth) -> list of uint8 [H, W, 3], sorted by path.
+
+    Images whose shorter side is below ``min_side`` are skipped (they cannot give a crop that large).
+    """
+    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) under {root}")
+    out = []
+    for p in files:
+        with Image.open(p) as im:
+            if min(im.size) < min_side:
+                continue
+            out.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise FileNotFoundError(f"no image under {root} has both sides >= {min_side} px")
+    return out
 
 
 def load_cifar_batches(root: str | Path, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

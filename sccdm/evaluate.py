@@ -27,8 +27,8 @@ from .pipeline import simulate
 
 __all__ = ["evaluate", "main", "LEARNED", "DATA_CAVEAT"]
 
-# scheme -> (zoo model, refine)
-LEARNED = {"sc-cdm": ("sc-cdm-cpu", True), "nsf": ("sc-cdm-cpu", False), "deepjscc": ("deepjscc-cpu", False)}
+# scheme -> (zoo task whose model runs it, refine); --model / --deepjscc name other zoo entries
+LEARNED = {"sc-cdm": ("sc-cdm", True), "nsf": ("sc-cdm", False), "deepjscc": ("deepjscc", False)}
 DATA_CAVEAT = ("Data caveat: the CIFAR-10 copy used here was re-encoded as JPEG (quality ~75); it is smoother "
                "than the original, so PSNR runs somewhat higher than on the original CIFAR-10.")
 
@@ -47,11 +47,17 @@ def _run_learned(model, images, cfg, seed, batch, tx_snr_db, refine):
 
 def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", snrs=(0, 3, 6, 9, 12, 15),
              seed: int = 0, batch: int = 250, fading: str = "block", csi: str = "mmse", erasure_prob: float = 0.0,
-             tx_snr_db: float | None = None, models: dict | None = None, progress: bool = True) -> list[dict]:
-    """images: float [N, 3, H, W] in [0, 1]. Returns one row per (scheme, SNR)."""
+             tx_snr_db: float | None = None, models: dict | None = None, progress: bool = True,
+             names: dict | None = None) -> list[dict]:
+    """images: float [N, 3, H, W] in [0, 1]. Returns one row per (scheme, SNR).
+
+    names: {"sc-cdm": zoo name, "deepjscc": zoo name}; default :func:`sccdm.zoo.default_for` of
+    the channel. models: a cache {zoo name: loaded model}, shared across calls.
+    """
     from . import zoo
 
     models = models if models is not None else {}
+    names = {t: (names or {}).get(t) or zoo.default_for(t, channel) for t in ("sc-cdm", "deepjscc")}
     rows = []
     total = len(schemes) * len(snrs)
     t_start = time.time()
@@ -60,7 +66,8 @@ def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", sn
         for sj, scheme in enumerate(schemes):
             t0 = time.time()
             if scheme in LEARNED:
-                name, refine = LEARNED[scheme]
+                task, refine = LEARNED[scheme]
+                name = names[task]
                 if name not in models:
                     models[name] = zoo.load(name)
                 x_hat, uses, lost = _run_learned(models[name], images, cfg, seed, batch, tx_snr_db, refine)
@@ -68,9 +75,9 @@ def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", sn
                 from .baselines import SCHEMES
                 if scheme not in SCHEMES:
                     raise SystemExit(f"unknown scheme {scheme!r}; known: {sorted(set(LEARNED) | set(SCHEMES))}")
-                if "sc-cdm-cpu" not in models:
-                    models["sc-cdm-cpu"] = zoo.load("sc-cdm-cpu")
-                k = models["sc-cdm-cpu"].cfg.num_symbols(*images.shape[-2:])
+                if names["sc-cdm"] not in models:
+                    models[names["sc-cdm"]] = zoo.load(names["sc-cdm"])
+                k = models[names["sc-cdm"]].cfg.num_symbols(*images.shape[-2:])
                 # per batch with the learned schemes' seeds, so every scheme meets the same channel draws
                 outs = [SCHEMES[scheme](images[i:i + batch], cfg, k, seed * 100003 + i)
                         for i in range(0, len(images), batch)]
@@ -82,7 +89,8 @@ def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", sn
             pm, pci = mean_ci95(p)
             sm, sci = mean_ci95(s)
             h, w = images.shape[-2:]
-            rows.append({"scheme": scheme, "channel": channel, "snr_db": float(snr), "psnr_db": round(pm, 4),
+            rows.append({"scheme": scheme, "model": names[LEARNED[scheme][0]] if scheme in LEARNED else None,
+                         "channel": channel, "snr_db": float(snr), "psnr_db": round(pm, 4),
                          "psnr_ci95_db": round(pci, 4), "psnr_of_mean_mse_db": round(psnr_of_mean_mse(x_hat, images), 4),
                          "ssim": round(sm, 5), "ssim_ci95": round(sci, 5), "n_images": len(images),
                          "channel_uses": float(uses.float().mean()), "cbr": float(uses.float().mean()) / (3 * h * w),
@@ -126,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csi", default="mmse", choices=["mmse", "zf", "abs", "none"])
     p.add_argument("--erasure-prob", type=float, default=0.0)
     p.add_argument("--tx-snr", type=float, default=None, help="SNR the encoder assumes (default: the channel's)")
+    p.add_argument("--model", default=None, help="zoo model for sc-cdm / nsf (default: the zoo's for the channel)")
+    p.add_argument("--deepjscc", default=None, help="zoo model for deepjscc (default: the zoo's for the channel)")
     p.add_argument("--data", default=None)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--batch", type=int, default=250)
@@ -153,7 +163,13 @@ def main(argv=None) -> int:
         return 2
     schemes = a.scheme or ["sc-cdm", "nsf", "deepjscc"]
     t0 = time.time()
-    rows = evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob, a.tx_snr)
+    from . import zoo
+    for n in (a.model, a.deepjscc):
+        if n is not None and n not in zoo.names():
+            print(f"sccdm eval: unknown model {n!r}; the zoo has: {', '.join(zoo.names())}", file=sys.stderr)
+            return 2
+    rows = evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob, a.tx_snr,
+                    names={"sc-cdm": a.model, "deepjscc": a.deepjscc})
     table = format_table(rows)
     print(table)
     print(DATA_CAVEAT)

@@ -93,10 +93,14 @@ def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_
 
 def transmit_train(model: nn.Module, images: torch.Tensor, snr_db: torch.Tensor, channel: ChannelConfig,
                    generator: torch.Generator | None) -> torch.Tensor:
-    """Differentiable link for training: returns the decoder output float [B, 3, H, W]."""
+    """Differentiable link for training: returns the decoder output float [B, 3, H, W].
+
+    The noise is drawn with plain torch ops (``noise="torch"``): same statistics as the
+    Sionna block the services use, no Sionna needed on a training machine.
+    """
     latent = model.encode(images, snr_db)
     z = latent_to_symbols(latent)
-    out = apply_channel(z, channel, generator, snr_db=snr_db)
+    out = apply_channel(z, channel, generator, snr_db=snr_db, noise="torch")
     z_hat, eff = equalize(out.y, out.h, out.noise_var, channel.csi if channel.kind != "awgn" else "none", out.mask)
     return model.decode(symbols_to_latent(z_hat, tuple(latent.shape[1:])), eff, tuple(images.shape[-2:]))
 

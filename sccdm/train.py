@@ -11,6 +11,15 @@ Stages:
 Each run writes ``OUT/ckpt.pt`` (resume), ``OUT/log.jsonl`` and, when done,
 ``OUT/model.safetensors`` + ``OUT/config.json``. Under ``torchrun`` it runs
 DistributedDataParallel (gloo on CPU, NCCL on GPU); rank 0 logs and saves.
+
+Speed: the data set sits on the training device as uint8 and is augmented a batch
+at a time (:mod:`sccdm.batches`); on CUDA the forward runs under bf16 autocast
+(``--amp``) and optionally ``torch.compile`` (``--compile``). The learning rate
+follows one warm-up + cosine plan (:mod:`sccdm.schedule`), in steps (``--epochs``) or
+in seconds of training (``--minutes``), stored in the checkpoint so a resume
+continues it. ``--val N`` measures held-out PSNR on N test images every
+``--val-every`` steps (:mod:`sccdm.holdout`). ``sccdm train recipe`` runs all four
+stages on one time budget (:mod:`sccdm.recipe`).
 """
 from __future__ import annotations
 
@@ -33,33 +42,53 @@ from .models.deepjscc import DEEPJSCC_PRESETS, DeepJSCC
 from .models.refine import REFINER_PRESETS, Refiner
 from .models.swin import SWIN_PRESETS, SwinJSCC
 from .pipeline import transmit_train
+from .schedule import Plan
 from . import weights
 
 STAGES = ("codec", "deepjscc", "refine1", "refine2")
+PRESETS = {"codec": SWIN_PRESETS, "deepjscc": DEEPJSCC_PRESETS, "refine1": REFINER_PRESETS,
+           "refine2": REFINER_PRESETS}
+RAYLEIGH_SHARE = {"awgn": 0.0, "rayleigh": 1.0, "mixed": 1 / 3}
 
 
 def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = p or argparse.ArgumentParser(prog="sccdm train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = sorted({n for table in PRESETS.values() for n in table})
     p.add_argument("stage", choices=STAGES)
-    p.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    p.add_argument("--preset", default="cpu", choices=names, help="architecture size (per stage's table)")
     p.add_argument("--data", default=None, help="dataset root (split/class/file images or cifar-10-batches-py)")
+    p.add_argument("--crop", type=int, default=None,
+                   help="train on random CROPxCROP crops of photos of any size under --data (photo models)")
     p.add_argument("--out", required=True, help="run folder (checkpoint, log, exported weights)")
     p.add_argument("--codec", default=None, help="exported codec folder (refine stages)")
-    p.add_argument("--init", default=None, help="exported refine1 folder to start refine2 from")
-    p.add_argument("--epochs", type=float, default=10)
+    p.add_argument("--init", default=None,
+                   help="exported run to start from: refine1 for refine2; a codec / deepjscc run to fine-tune")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=float, default=None, help="plan in steps: this many epochs (default 10)")
+    budget.add_argument("--minutes", type=float, default=None, help="plan in training time: this many minutes")
+    p.add_argument("--replan", action="store_true",
+                   help="on resume, take this invocation's --epochs/--minutes instead of the checkpoint's plan")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 (cpu preset) / 1e-4 (paper)")
+    p.add_argument("--warmup", type=float, default=None, help="warm-up as a fraction of the plan")
     p.add_argument("--snr-min", type=float, default=1.0)
     p.add_argument("--snr-max", type=float, default=13.0)
-    p.add_argument("--rayleigh-share", type=float, default=1 / 3,
-                   help="share of batches sent over Rayleigh block fading (rest AWGN)")
+    p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
+                   help="awgn, rayleigh (block, MMSE) or mixed (1/3 Rayleigh); default mixed")
+    p.add_argument("--rayleigh-share", type=float, default=None, help="share of Rayleigh batches (overrides --channel)")
+    p.add_argument("--train-restorer", action="store_true", help="refine2: train N2 too (default: frozen)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--val", type=int, default=0, help="held-out test images for validation (0: none)")
+    p.add_argument("--val-every", type=int, default=500, help="validate every N steps (and at the end)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-every", type=int, default=200)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this wall time")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop this invocation (and export) after this wall time; the plan is unchanged")
+    p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="auto: bf16 on CUDA, off on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the trained module")
     p.add_argument("--device", default=None)
     return p
 
@@ -82,30 +111,40 @@ def _seed_all(seed: int):
 
 def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.nn.Module | None]:
     """-> (trainable model, config dict to export, frozen codec or None)."""
-    if stage == "codec":
-        cfg = SWIN_PRESETS[preset]
-        return SwinJSCC(cfg), {"kind": "swin", "preset": preset, **cfg.to_dict()}, None
-    if stage == "deepjscc":
-        cfg = DEEPJSCC_PRESETS[preset]
-        return DeepJSCC(cfg), {"kind": "deepjscc", "preset": preset, **cfg.to_dict()}, None
+    table = PRESETS[stage]
+    if preset not in table:
+        raise SystemExit(f"stage {stage} has no preset {preset!r}; it has {sorted(table)}")
+    cfg = table[preset]
+    if stage in ("codec", "deepjscc"):
+        model = SwinJSCC(cfg) if stage == "codec" else DeepJSCC(cfg)
+        if args.init:  # fine-tune exported weights (e.g. on one channel) on a new plan
+            model.load_state_dict(weights.load_model_dir(args.init).state_dict())
+        kind = "swin" if stage == "codec" else "deepjscc"
+        return model, {"kind": kind, "preset": preset, **cfg.to_dict()}, None
     if not args.codec:
         raise SystemExit(f"stage {stage} needs --codec FOLDER (an exported codec run)")
     codec = weights.load_model_dir(args.codec).eval()
     for p in codec.parameters():
         p.requires_grad_(False)
-    cfg = REFINER_PRESETS[preset]
     model = Refiner(cfg)
     if stage == "refine2":
         if not args.init:
             raise SystemExit("stage refine2 needs --init FOLDER (the exported refine1 run)")
         model.load_state_dict(weights.load_model_dir(args.init).state_dict())
-        for p in model.teacher.parameters():
-            p.requires_grad_(False)
+        if cfg.version >= 2:
+            model.init_student_from_teacher()
+        # Stage 2 fits the student's prior to what the stage-1 restorer reads. Training the restorer
+        # too lets it learn to ignore a prior that is still poor, and the prior then stops mattering
+        # (measured: teacher swap cost 0.45 -> 0.13 dB, served 0.007 dB), so it stays frozen by default.
+        frozen = [model.teacher] + ([] if args.train_restorer else [model.restorer])
+        for m in frozen:
+            for p in m.parameters():
+                p.requires_grad_(False)
     return model, {"kind": "refiner", "preset": preset, **cfg.to_dict()}, codec
 
 
 def _channel_for_batch(gen: torch.Generator, share: float) -> ChannelConfig:
-    if torch.rand((), generator=gen) < share:
+    if share > 0 and torch.rand((), generator=gen, device=gen.device) < share:
         return ChannelConfig(kind="rayleigh", fading="block", csi="mmse")
     return ChannelConfig(kind="awgn")
 
@@ -126,136 +165,227 @@ def _fmt_eta(s: float) -> str:
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def _amp_dtype(args, device) -> torch.dtype | None:
+    if args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def _default_lr(args) -> float:
+    if args.preset == "cpu":
+        return 5e-4
+    return 2e-4 if args.stage.startswith("refine") else 1e-4
+
+
+def _batches(args, device, rank):
+    from .batches import DeviceImages, PhotoCrops
+    from .data import load_photo_folder, load_split
+    if args.crop:
+        return PhotoCrops(load_photo_folder(args.data, min_side=args.crop, limit=args.limit), args.crop, device)
+    return DeviceImages(load_split(args.data, "train", args.limit), device, augment=True)
+
+
+def _holdout_images(args, device) -> torch.Tensor | None:
+    if not args.val:
+        return None
+    from .data import image_to_tensor, load_photo_folder, load_split
+    if args.crop:
+        # centre crops of the test photos: fixed, so successive values compare
+        photos = load_photo_folder(Path(args.data).parent / "test" if (Path(args.data).parent / "test").exists()
+                                   else args.data, min_side=args.crop, limit=args.val)
+        s = args.crop
+        crops = [p[(p.shape[0] - s) // 2:(p.shape[0] - s) // 2 + s, (p.shape[1] - s) // 2:(p.shape[1] - s) // 2 + s]
+                 for p in photos]
+        return image_to_tensor(np.stack(crops)).to(device)
+    return image_to_tensor(load_split(args.data, "test", args.val)).to(device)
+
+
 # --------------------------------------------------------------------------- loop
+
+class _Trainer:
+    """One stage's state: model, optimiser, plan, generator, data; ``step()`` does one update."""
+
+    def __init__(self, args, rank: int, world: int):
+        self.args, self.rank, self.world = args, rank, world
+        self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.amp = _amp_dtype(args, self.device)
+        self.share = (args.rayleigh_share if args.rayleigh_share is not None
+                      else RAYLEIGH_SHARE[args.channel or "mixed"])
+        self.data = _batches(args, self.device, rank)
+        self.model, self.cfg_dict, self.codec = _build(args.stage, args.preset, args)
+        self.model.to(self.device)
+        if self.codec is not None:
+            self.codec.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.lr = args.lr or _default_lr(args)
+        self.opt = torch.optim.Adam(self.params, lr=self.lr)
+        self.steps_per_epoch = max(1, len(self.data) // (args.batch * world))
+        if args.minutes is not None:
+            self.plan = Plan("seconds", args.minutes * 60, warmup=args.warmup or 0.03)
+        else:
+            total = max(1, int((args.epochs or 10) * self.steps_per_epoch))
+            self.plan = Plan("steps", total, warmup=args.warmup or min(200, total // 10) / total)
+        self.gen = torch.Generator(device=self.device).manual_seed(args.seed * 1000 + rank)
+        self.step_n, self.seconds = 0, 0.0
+        link = _Link(self.model)
+        self.net = torch.nn.parallel.DistributedDataParallel(link) if world > 1 else link
+        self.fwd = torch.compile(self.net) if args.compile else self.net
+        self.refine_fwd = None
+        if args.stage.startswith("refine"):
+            fn = self.model.stage1 if args.stage == "refine1" else self.model.stage2
+            self.refine_fwd = torch.compile(fn) if args.compile else fn
+
+    # -- checkpoint
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "plan": self.plan.to_dict(),
+                "gen": self.gen.get_state(), "data": self.data.state_dict(), "step": self.step_n,
+                "elapsed": self.seconds, "lr": self.lr, "args": vars(self.args)}
+
+    def load(self, st: dict) -> None:
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        if "plan" in st and not self.args.replan:  # a resume continues the curve it started
+            new = self.plan.to_dict()
+            self.plan = Plan(**st["plan"])
+            if new != st["plan"] and self.rank == 0:
+                print(f"keeping the checkpoint's plan {st['plan']} (asked: {new})", flush=True)
+        elif "plan" not in st and not self.args.replan:  # checkpoints of the first trainer: step-based cosine
+            self.plan = Plan("steps", (st["args"].get("epochs") or 10) * self.steps_per_epoch)
+        self.lr = st.get("lr", self.lr)
+        self.gen.set_state(st["gen"])
+        self.data.load_state_dict(st.get("data", {}))
+        self.step_n, self.seconds = st["step"], st.get("elapsed", 0.0)
+
+    # -- one update
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        args = self.args
+        b = x.shape[0]
+        snr = args.snr_min + (args.snr_max - args.snr_min) * torch.rand(b, generator=self.gen, device=self.device)
+        chan = _channel_for_batch(self.gen, self.share)
+        with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
+            if args.stage in ("codec", "deepjscc"):
+                return F.mse_loss(self.fwd(x, snr, chan, self.gen).float(), x)
+            with torch.no_grad():
+                s_hat = transmit_train(self.codec, x, snr, chan, self.gen).float()
+            if args.stage == "refine1":
+                o = self.refine_fwd(x, s_hat)
+                return F.l1_loss(o["x_hat"].float(), x)
+            o = self.refine_fwd(x, s_hat, generator=self.gen)
+            return F.l1_loss(o["x_hat"].float(), x) + F.l1_loss(o["z_hat"].float(), o["z0"].float())
+
+    def step(self) -> float:
+        self.model.train()
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr * self.plan.lr_scale(self.plan.progress(self.step_n, self.seconds))
+        loss = self.loss(self.data.batch(self.args.batch, self.gen))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.world > 1 and self.args.stage.startswith("refine"):
+            for p in self.params:  # refine stages call the module directly: average grads by hand
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.step_n += 1
+        return loss.detach()
+
+
+def _validate(tr: _Trainer, images) -> dict:
+    from .holdout import holdout_metrics
+    return holdout_metrics(tr.args.stage, tr.model, images, tr.args.channel or "awgn", tr.codec, amp=tr.amp)
+
 
 def run(args) -> Path:
     rank, world = _dist_info()
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
     _seed_all(args.seed + rank)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
-    from .data import ImageArrayDataset, load_split
-    images = load_split(args.data, "train", args.limit)
-    ds = ImageArrayDataset(images, augment=True)
-    sampler = torch.utils.data.DistributedSampler(ds, world, rank, shuffle=True, seed=args.seed) if world > 1 else None
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=sampler is None, sampler=sampler,
-                                         drop_last=True, num_workers=0)
-
-    model, cfg_dict, codec = _build(args.stage, args.preset, args)
-    model.to(device)
-    if codec is not None:
-        codec.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    lr = args.lr or (5e-4 if args.preset == "cpu" else (2e-4 if args.stage.startswith("refine") else 1e-4))
-    opt = torch.optim.Adam(params, lr=lr)
-    steps_per_epoch = len(loader)
-    total = max(1, int(args.epochs * steps_per_epoch))
-    warm = min(200, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(warm, 1)) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    gen = torch.Generator(device=device).manual_seed(args.seed * 1000 + rank)
-
-    step, elapsed_before = 0, 0.0
+    tr = _Trainer(args, rank, world)
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
-        st = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        gen.set_state(st["gen"])
-        step, elapsed_before = st["step"], st.get("elapsed", 0.0)
+        tr.load(torch.load(ckpt, map_location=tr.device, weights_only=False))
         if rank == 0:
-            print(f"resumed {args.stage} from {ckpt} at step {step}/{total}", flush=True)
-
-    link = _Link(model)
-    net = torch.nn.parallel.DistributedDataParallel(link) if world > 1 else link
+            print(f"resumed {args.stage} from {ckpt} at step {tr.step_n}/{_plan_str(tr)}", flush=True)
+    val_images = _holdout_images(args, tr.device) if rank == 0 else None
     logf = open(out / "log.jsonl", "a") if rank == 0 else None
-    t0 = time.time()
-    start_step = step
-    run_loss, run_n = 0.0, 0
-    done = step >= total
 
     def save():
         if rank == 0:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "gen": gen.get_state(), "step": step, "elapsed": elapsed_before + time.time() - t0,
-                        "args": vars(args)}, ckpt.with_suffix(".tmp"))
+            torch.save(tr.state(), ckpt.with_suffix(".tmp"))
             os.replace(ckpt.with_suffix(".tmp"), ckpt)
 
-    epoch = step // steps_per_epoch
+    def log(rec: dict):
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+
+    t_call = time.time()
+    t_last, step_last = time.time(), tr.step_n
+    run_loss, run_n = torch.zeros((), device=tr.device), 0
+    done = tr.plan.finished(tr.step_n, tr.seconds)
     while not done:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        skip = step - epoch * steps_per_epoch  # resume mid-epoch: skip batches already seen
-        for i, x in enumerate(loader):
-            if i < skip:
-                continue
-            x = x.to(device)
-            b = x.shape[0]
-            snr = args.snr_min + (args.snr_max - args.snr_min) * torch.rand(b, generator=gen, device=device)
-            chan = _channel_for_batch(gen, args.rayleigh_share)
-            model.train()
+        t_step = time.time()
+        run_loss += tr.step()
+        run_n += 1
+        tr.seconds += time.time() - t_step
+        n = tr.step_n
+        last = tr.plan.finished(n, tr.seconds) or (
+            args.max_minutes is not None and (time.time() - t_call) / 60 >= args.max_minutes)
+        if rank == 0 and (n % args.log_every == 0 or last):
+            loss = float(run_loss) / max(run_n, 1)  # one device sync per log line, not per step
+            now = time.time()
+            rate = (n - step_last) / max(now - t_last, 1e-9)
+            t_last, step_last = now, n
+            rec = {"stage": args.stage, "step": n, "epoch": round(n / tr.steps_per_epoch, 3), "loss": loss,
+                   "lr": tr.opt.param_groups[0]["lr"], "elapsed_s": round(tr.seconds, 1),
+                   "progress": round(tr.plan.progress(n, tr.seconds), 4), "img_per_s": round(rate * args.batch * world, 1),
+                   "eta_s": round(tr.plan.remaining_s(n, tr.seconds, rate), 1)}
+            if tr.plan.unit == "steps":
+                rec["total"] = int(tr.plan.total)
             if args.stage in ("codec", "deepjscc"):
-                loss = F.mse_loss(net(x, snr, chan, gen), x)
-            else:
-                with torch.no_grad():
-                    s_hat = transmit_train(codec, x, snr, chan, gen)
-                if args.stage == "refine1":
-                    o = model.stage1(x, s_hat)
-                    loss = F.l1_loss(o["x_hat"], x)
-                else:
-                    o = model.stage2(x, s_hat, generator=gen)
-                    loss = F.l1_loss(o["x_hat"], x) + F.l1_loss(o["z_hat"], o["z0"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if world > 1 and args.stage.startswith("refine"):
-                for p in params:  # refine stages call the module directly: average grads by hand
-                    if p.grad is not None:
-                        dist.all_reduce(p.grad)
-                        p.grad /= world
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            run_loss += float(loss.detach())
-            run_n += 1
-            el = time.time() - t0
-            if rank == 0 and (step % args.log_every == 0 or step == total):
-                rate = (step - start_step) / max(el, 1e-9)
-                rec = {"stage": args.stage, "step": step, "total": total, "epoch": round(step / steps_per_epoch, 3),
-                       "loss": run_loss / run_n, "lr": sched.get_last_lr()[0],
-                       "elapsed_s": round(elapsed_before + el, 1), "eta_s": round((total - step) / max(rate, 1e-9), 1)}
-                if args.stage in ("codec", "deepjscc"):
-                    rec["train_psnr_db"] = round(10 * math.log10(1 / max(rec["loss"], 1e-12)), 3)
-                logf.write(json.dumps(rec) + "\n")
-                logf.flush()
-                print(f"[{args.stage}] step {step}/{total} ep {rec['epoch']:.2f} loss {rec['loss']:.5f} "
-                      f"lr {rec['lr']:.2e} {rate * args.batch * world:.0f} img/s eta {_fmt_eta(rec['eta_s'])}",
-                      flush=True)
-                run_loss, run_n = 0.0, 0
-            if step % args.ckpt_every == 0:
-                save()
-            out_of_time = args.max_minutes is not None and (el / 60) >= args.max_minutes
-            if step >= total or out_of_time:
-                done = True
-                break
-        epoch += 1
+                rec["train_psnr_db"] = round(10 * math.log10(1 / max(loss, 1e-12)), 3)
+            if val_images is not None and (n % args.val_every == 0 or last):
+                rec.update(_validate(tr, val_images))
+            log(rec)
+            val = f" val {rec['val_psnr_db']:.2f} dB" if "val_psnr_db" in rec else ""
+            print(f"[{args.stage}] step {n} ({100 * rec['progress']:.1f} %) ep {rec['epoch']:.2f} loss {loss:.5f}"
+                  f" lr {rec['lr']:.2e} {rec['img_per_s']:.0f} img/s{val} eta {_fmt_eta(rec['eta_s'])}", flush=True)
+            run_loss, run_n = torch.zeros((), device=tr.device), 0
+        if n % args.ckpt_every == 0:
+            save()
+        done = last
     save()
     if rank == 0:
-        meta = {"stage": args.stage, "steps": step, "planned_steps": total, "batch": args.batch * world,
-                "lr": lr, "seed": args.seed, "world_size": world, "train_seconds": round(elapsed_before + time.time() - t0, 1),
+        meta = {"stage": args.stage, "steps": tr.step_n, "plan": tr.plan.to_dict(), "batch": args.batch * world,
+                "lr": tr.lr, "seed": args.seed, "world_size": world, "train_seconds": round(tr.seconds, 1),
+                "device": _device_name(tr.device), "amp": str(tr.amp).replace("torch.", "") if tr.amp else "off",
+                "channel": args.channel or "mixed",
                 "command": "sccdm train " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"] else sys.argv[1:])}
-        weights.save_model_dir(model, cfg_dict, out, meta)
+        weights.save_model_dir(tr.model, tr.cfg_dict, out, meta)
         print(f"exported {out / 'model.safetensors'}", flush=True)
     if world > 1:
         dist.barrier()
     return out
 
 
+def _plan_str(tr: _Trainer) -> str:
+    return f"{int(tr.plan.total)}" if tr.plan.unit == "steps" else f"{tr.plan.total:.0f} s"
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["recipe"]:
+        from .recipe import main as recipe_main
+        return recipe_main(argv[1:])
     run(build_parser().parse_args(argv))
     return 0
 

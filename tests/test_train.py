@@ -41,9 +41,16 @@ def test_train_resume_and_export(tiny_data, tmp_path):
     assert r1.returncode == 0, r1.stderr
     assert "eta" in r1.stdout  # progress with ETA
     assert _log(run)[-1]["step"] == 2
+    # a resume keeps the plan it started with (asking for more does not restart the cosine) ...
     r2 = subprocess.run(base + ["--epochs", "1"], env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0, r2.stderr
-    assert "resumed deepjscc" in r2.stdout and "at step 2/4" in r2.stdout
+    assert "resumed deepjscc" in r2.stdout and "at step 2/2" in r2.stdout and "keeping the checkpoint's plan" in r2.stdout
+    assert [rec["step"] for rec in _log(run)] == [1, 2]
+    # ... unless told to replan
+    r3 = subprocess.run(base + ["--epochs", "1", "--replan"], env=_env(tmp_path), capture_output=True, text=True,
+                        timeout=300)
+    assert r3.returncode == 0, r3.stderr
+    assert "at step 2/4" in r3.stdout
     steps = [rec["step"] for rec in _log(run)]
     assert steps == [1, 2, 3, 4]
     cfg = json.loads((run / "config.json").read_text())

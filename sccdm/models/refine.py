@@ -6,8 +6,9 @@
 * :class:`Restorer` (N2, DiffIR's DIRformer): a 4-level U-Net of dynamic
   transformer blocks; each block is DMTA (transposed / channel attention with
   L2-normalised q, k and a learned temperature) + DGFN (gated feed-forward with a
-  depthwise conv), and the prior modulates the layer-normed features
-  ``LN(x) * gamma + beta`` before each of them.
+  depthwise conv), and the prior modulates the layer-normed features before each
+  of them: ``LN(x) * (1 + gamma) + beta`` (``version`` 2) or DiffIR's
+  ``LN(x) * gamma + beta`` (``version`` 1, the first shipped weights).
 * :class:`PriorDiffusion`: T = 4 steps on Z only, betas linear 0.1 -> 0.99
   (DiffIR: ``linspace(sqrt 0.1, sqrt 0.99, T) ** 2``), an MLP denoiser on
   concat(condition, t, Z_t) that predicts Z_0; sampling runs all T reverse steps
@@ -113,18 +114,20 @@ class DGFN(nn.Module):
 class DynamicBlock(nn.Module):
     """LN -> prior modulation -> DMTA, LN -> prior modulation -> DGFN, both residual."""
 
-    def __init__(self, dim: int, heads: int, expansion: float, prior_dim: int):
+    def __init__(self, dim: int, heads: int, expansion: float, prior_dim: int, residual_mod: bool = True):
         super().__init__()
+        # With a purely multiplicative gamma a constant prior is a stable optimum (issue 9):
+        # 1 + gamma keeps the block well-defined at gamma = 0 so Z can only add information.
+        self.residual_mod = residual_mod
         self.norm1, self.norm2 = ChannelLayerNorm(dim), ChannelLayerNorm(dim)
         self.mod1 = nn.Linear(prior_dim, 2 * dim, bias=False)
         self.mod2 = nn.Linear(prior_dim, 2 * dim, bias=False)
         self.attn = DMTA(dim, heads)
         self.ffn = DGFN(dim, expansion)
 
-    @staticmethod
-    def _modulate(x, mod, z):
+    def _modulate(self, x, mod, z):
         gamma, beta = mod(z)[:, :, None, None].chunk(2, dim=1)
-        return x * gamma + beta
+        return x * (1 + gamma) + beta if self.residual_mod else x * gamma + beta
 
     def forward(self, x, z):
         x = x + self.attn(self._modulate(self.norm1(x), self.mod1, z))
@@ -132,9 +135,9 @@ class DynamicBlock(nn.Module):
 
 
 class Level(nn.Module):
-    def __init__(self, dim, n, heads, expansion, prior_dim):
+    def __init__(self, dim, n, heads, expansion, prior_dim, residual_mod=True):
         super().__init__()
-        self.blocks = nn.ModuleList(DynamicBlock(dim, heads, expansion, prior_dim) for _ in range(n))
+        self.blocks = nn.ModuleList(DynamicBlock(dim, heads, expansion, prior_dim, residual_mod) for _ in range(n))
 
     def forward(self, x, z):
         for b in self.blocks:
@@ -146,23 +149,23 @@ class Restorer(nn.Module):
     """N2: S_hat float [B, 3, H, W] + prior Z [B, prior_dim] -> refined image [B, 3, H, W]."""
 
     def __init__(self, dim: int, blocks: tuple, heads: tuple, refine_blocks: int, expansion: float,
-                 prior_dim: int):
+                 prior_dim: int, residual_mod: bool = True):
         super().__init__()
+        lv = lambda d, n, h: Level(d, n, h, expansion, prior_dim, residual_mod)  # noqa: E731
         self.embed = nn.Conv2d(3, dim, 3, padding=1)
         dims = [dim * 2 ** i for i in range(4)]
-        self.enc = nn.ModuleList(Level(dims[i], blocks[i], heads[i], expansion, prior_dim) for i in range(3))
+        self.enc = nn.ModuleList(lv(dims[i], blocks[i], heads[i]) for i in range(3))
         self.down = nn.ModuleList(nn.Sequential(nn.Conv2d(dims[i], dims[i] // 2, 3, padding=1, bias=False),
                                                 nn.PixelUnshuffle(2)) for i in range(3))
-        self.mid = Level(dims[3], blocks[3], heads[3], expansion, prior_dim)
+        self.mid = lv(dims[3], blocks[3], heads[3])
         self.up = nn.ModuleList(nn.Sequential(nn.Conv2d(dims[i + 1], dims[i + 1] * 2, 3, padding=1, bias=False),
                                               nn.PixelShuffle(2)) for i in range(3))
         # The top level keeps 2 * dim after the skip concat, as in DiffIR / Restormer.
         self.fuse = nn.ModuleList([nn.Identity()] + [nn.Conv2d(dims[i] * 2, dims[i], 1, bias=False)
                                                      for i in range(1, 3)])
         top = dims[0] * 2
-        self.dec = nn.ModuleList([Level(top, blocks[0], heads[0], expansion, prior_dim)] +
-                                 [Level(dims[i], blocks[i], heads[i], expansion, prior_dim) for i in range(1, 3)])
-        self.refine = Level(top, refine_blocks, heads[0], expansion, prior_dim)
+        self.dec = nn.ModuleList([lv(top, blocks[0], heads[0])] + [lv(dims[i], blocks[i], heads[i]) for i in range(1, 3)])
+        self.refine = lv(top, refine_blocks, heads[0])
         self.out = nn.Conv2d(top, 3, 3, padding=1)
         # Zero init: the untrained restorer is the identity, so refinement starts at NSF quality.
         nn.init.zeros_(self.out.weight)
@@ -190,9 +193,14 @@ class Restorer(nn.Module):
 class PriorDiffusion(nn.Module):
     """T-step diffusion on the prior vector with an x0-predicting MLP denoiser."""
 
-    def __init__(self, prior_dim: int, steps: int = 4, hidden_mult: int = 2, layers: int = 5):
+    def __init__(self, prior_dim: int, steps: int = 4, hidden_mult: int = 2, layers: int = 5,
+                 x0_residual: bool = False):
         super().__init__()
         self.steps = steps
+        # x0_residual: predict Z_0 as cond + MLP(...) (MLP zero-initialised). With a student that
+        # starts from the teacher's weights, the first reverse pass already gives the teacher's
+        # estimate instead of a constant, so the restorer keeps a prior worth reading.
+        self.x0_residual = x0_residual
         betas = torch.linspace(0.1 ** 0.5, 0.99 ** 0.5, steps) ** 2
         alphas = 1 - betas
         abar = torch.cumprod(alphas, 0)
@@ -207,15 +215,19 @@ class PriorDiffusion(nn.Module):
         mods = [nn.Linear(prior_dim * 2 + 1, hid), nn.LeakyReLU(0.1, True)]
         for _ in range(layers - 2):
             mods += [nn.Linear(hid, hid), nn.LeakyReLU(0.1, True)]
-        mods += [nn.Linear(hid, prior_dim), nn.LeakyReLU(0.1, True)]
+        mods += [nn.Linear(hid, prior_dim)] + ([] if x0_residual else [nn.LeakyReLU(0.1, True)])
         self.denoiser = nn.Sequential(*mods)
+        if x0_residual:
+            nn.init.zeros_(mods[-1].weight)
+            nn.init.zeros_(mods[-1].bias)
 
     def q_sample(self, z0: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
         return self.abar[t].sqrt() * z0 + (1 - self.abar[t]).sqrt() * noise
 
     def predict_x0(self, zt: torch.Tensor, cond: torch.Tensor, t: int) -> torch.Tensor:
         tt = torch.full((zt.shape[0], 1), t / max(self.steps - 1, 1), device=zt.device, dtype=zt.dtype)
-        return self.denoiser(torch.cat([cond, tt, zt], dim=1))
+        out = self.denoiser(torch.cat([cond, tt, zt], dim=1))
+        return cond + out if self.x0_residual else out
 
     def sample(self, cond: torch.Tensor, z_start: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -230,6 +242,9 @@ class PriorDiffusion(nn.Module):
 
 # --------------------------------------------------------------------------- the module
 
+LEGACY_DEFAULTS = {"version": 1, "x0_residual": False}
+
+
 @dataclass
 class RefinerConfig:
     prior_ch: int = 96               # C'; the prior vector has 4 * C' entries
@@ -242,6 +257,10 @@ class RefinerConfig:
     refine_blocks: int = 4
     expansion: float = 2.0
     steps: int = 4
+    # 2: LN(x) * (1 + gamma) + beta and a teacher that also sees the residual I - S_hat;
+    # 1: the first shipped weights (DiffIR's LN(x) * gamma + beta, teacher on (I, S_hat)).
+    version: int = 2
+    x0_residual: bool = True         # the denoiser predicts Z_0 - cond (see PriorDiffusion)
 
     @property
     def prior_dim(self) -> int:
@@ -253,6 +272,7 @@ class RefinerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RefinerConfig":
+        d = {**LEGACY_DEFAULTS, **d}  # configs written before a field existed keep the old behaviour
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -267,18 +287,44 @@ class Refiner(nn.Module):
         super().__init__()
         self.cfg = cfg
         pd = cfg.prior_dim
-        self.teacher = PriorNet(2, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
+        v2 = cfg.version >= 2
+        self.teacher = PriorNet(3 if v2 else 2, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
         self.student = PriorNet(1, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
-        self.diffusion = PriorDiffusion(pd, cfg.steps)
-        self.restorer = Restorer(cfg.dim, cfg.blocks, cfg.heads, cfg.refine_blocks, cfg.expansion, pd)
+        self.diffusion = PriorDiffusion(pd, cfg.steps, x0_residual=cfg.x0_residual)
+        self.restorer = Restorer(cfg.dim, cfg.blocks, cfg.heads, cfg.refine_blocks, cfg.expansion, pd,
+                                 residual_mod=v2)
+
+    def teacher_prior(self, image: torch.Tensor, s_hat: torch.Tensor) -> torch.Tensor:
+        """Z_0 from N1-S1: float [B, prior_dim]. Version 2 hands it the residual explicitly: the
+        prior exists to carry what S_hat lacks, and the residual is exactly that."""
+        parts = [image, s_hat] + ([image - s_hat] if self.cfg.version >= 2 else [])
+        return self.teacher(torch.cat(parts, dim=1))
+
+    def student_prior(self, s_hat: torch.Tensor, generator: torch.Generator | None = None,
+                      z_start: torch.Tensor | None = None) -> torch.Tensor:
+        """Z_hat at inference: T reverse diffusion steps conditioned on N1-S2(S_hat), float [B, prior_dim]."""
+        return self.diffusion.sample(self.student(s_hat), z_start=z_start, generator=generator)
+
+    @torch.no_grad()
+    def init_student_from_teacher(self) -> None:
+        """Start N1-S2 as N1-S1 evaluated with I := S_hat (and a zero residual): the same layers,
+        the first conv's weights for I and S_hat summed. Stage 2 then refines a prior that already
+        varies from image to image instead of learning one from a constant."""
+        t, s = self.teacher.state_dict(), self.student.state_dict()
+        w = t["body.0.weight"]  # [width, in_images * 48, 3, 3]; pixel-unshuffle keeps each image's 48 together
+        s["body.0.weight"] = w[:, :48] + w[:, 48:96]
+        for k in s:
+            if k != "body.0.weight":
+                s[k] = t[k].clone()
+        self.student.load_state_dict(s)
 
     def stage1(self, image: torch.Tensor, s_hat: torch.Tensor) -> dict:
-        z0 = self.teacher(torch.cat([image, s_hat], dim=1))
+        z0 = self.teacher_prior(image, s_hat)
         return {"x_hat": self.restorer(s_hat, z0), "z0": z0}
 
     def stage2(self, image: torch.Tensor, s_hat: torch.Tensor, generator=None) -> dict:
         with torch.no_grad():
-            z0 = self.teacher(torch.cat([image, s_hat], dim=1))
+            z0 = self.teacher_prior(image, s_hat)
         cond = self.student(s_hat)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         z_t = self.diffusion.q_sample(z0, self.cfg.steps - 1, noise)
@@ -289,13 +335,14 @@ class Refiner(nn.Module):
                 z_start: torch.Tensor | None = None) -> torch.Tensor:
         """s_hat: float [B, 3, H, W]; z_start: optional float [B, prior_dim], the diffusion's starting
         noise (a server batching requests draws each request's rows from its own generator)."""
-        cond = self.student(s_hat)
-        z_hat = self.diffusion.sample(cond, z_start=z_start, generator=generator)
-        return self.restorer(s_hat, z_hat).clamp(0, 1)
+        return self.restorer(s_hat, self.student_prior(s_hat, generator, z_start)).clamp(0, 1)
 
 
 REFINER_PRESETS = {
     "paper": RefinerConfig(),
+    # The paper's structure at a size that ships (about 10 M parameters, 20 MB in fp16): narrower
+    # levels and fewer blocks; what the GPU recipe trains.
+    "paper-s": RefinerConfig(prior_ch=64, n1_width=64, dim=32, blocks=(2, 2, 3, 3), refine_blocks=2),
     # Depthwise-conv backward dominates on CPU, so the full-resolution levels stay narrow.
     "cpu": RefinerConfig(prior_ch=16, n1_width=32, n1_res=1, n1_max_ch=64, dim=16, blocks=(1, 1, 1, 1),
                          heads=(1, 2, 4, 8), refine_blocks=1, expansion=1.5, steps=4),

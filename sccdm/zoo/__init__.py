@@ -16,31 +16,49 @@ import torch
 from ..pipeline import SCCDM
 from ..weights import WeightsError, build_model, load_weights, sha256_file
 
-__all__ = ["load", "build", "names", "entry", "WEIGHTS_DIR", "DEFAULT_MODEL"]
+__all__ = ["load", "build", "names", "entry", "default_for", "WEIGHTS_DIR", "DEFAULT_MODEL", "DEFAULTS"]
 
 ROOT = Path(__file__).resolve().parent
 WEIGHTS_DIR = ROOT / "weights"
 REGISTRY = ROOT / "registry.json"
-DEFAULT_MODEL = "sc-cdm-cpu"
+DEFAULT_MODEL = "sc-cdm-cpu"  # what the services load: sized for CPU serving
+# (task, channel) -> the zoo's best model for it; evaluation defaults come from here.
+DEFAULTS = {
+    ("sc-cdm", "awgn"): "sc-cdm-paper-awgn",
+    ("sc-cdm", "rayleigh"): "sc-cdm-cpu",
+    ("deepjscc", "awgn"): "deepjscc-paper-awgn",
+    ("deepjscc", "rayleigh"): "deepjscc-cpu",
+}
 
 
-def _registry() -> dict:
-    return json.loads(REGISTRY.read_text()) if REGISTRY.exists() else {}
+def _registry(root: Path | None = None) -> dict:
+    path = REGISTRY if root is None else Path(root) / "registry.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def names() -> list[str]:
-    return sorted(_registry())
+def names(root: Path | None = None) -> list[str]:
+    return sorted(_registry(root))
 
 
-def entry(name: str) -> dict:
-    reg = _registry()
+def entry(name: str, root: Path | None = None) -> dict:
+    """The registry row of ``name``; root: another zoo folder (registry.json + NAME/), e.g. a recipe's OUT/zoo."""
+    reg = _registry(root)
     if name not in reg:
         raise KeyError(f"unknown model {name!r}; the zoo has: {', '.join(sorted(reg)) or '(nothing yet)'}")
     return reg[name]
 
 
-def _part(name: str, part: str, spec: dict, pretrained: bool, device) -> torch.nn.Module:
-    folder = WEIGHTS_DIR / name
+def default_for(task: str, channel: str = "awgn") -> str:
+    """The zoo's model for ``task`` ("sc-cdm" or "deepjscc") on ``channel`` ("awgn" or "rayleigh")."""
+    try:
+        return DEFAULTS[(task, channel)]
+    except KeyError:
+        raise KeyError(f"no default model for task {task!r} on channel {channel!r}; "
+                       f"known: {sorted(DEFAULTS)}") from None
+
+
+def _part(name: str, part: str, spec: dict, pretrained: bool, device, root: Path | None = None) -> torch.nn.Module:
+    folder = (WEIGHTS_DIR if root is None else Path(root)) / name
     cfg = json.loads((folder / spec["config"]).read_text())
     if not pretrained:
         return build_model(cfg).to(device).eval()
@@ -54,14 +72,15 @@ def _part(name: str, part: str, spec: dict, pretrained: bool, device) -> torch.n
     return load_weights(st, cfg, device)
 
 
-def load(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu", pretrained: bool = True) -> SCCDM:
+def load(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu", pretrained: bool = True,
+         root: Path | None = None) -> SCCDM:
     """A ready model: :class:`sccdm.pipeline.SCCDM` in eval mode.
 
     ``pretrained=False`` builds the same architecture with random weights (for tests
-    of plumbing that must not depend on training).
+    of plumbing that must not depend on training). ``root``: load from another zoo folder.
     """
-    e = entry(name)
-    parts = {p: _part(name, p, spec, pretrained, device) for p, spec in e["parts"].items()}
+    e = entry(name, root)
+    parts = {p: _part(name, p, spec, pretrained, device, root) for p, spec in e["parts"].items()}
     model = SCCDM(parts["codec"], parts.get("refiner"), name=name)
     return model.to(device).eval()
 
