@@ -113,7 +113,13 @@ def main(argv=None) -> int:
     p.add_argument("--stages", default=",".join(STAGES))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/training_speed")
+    p.add_argument("--from-log", default=None,
+                   help="write the tables from the JSON rows this script printed elsewhere (a GPU call's log)")
+    p.add_argument("--note", default="", help="a line for the Markdown (e.g. where the log came from)")
     a = p.parse_args(argv)
+    if a.from_log:
+        rows = [json.loads(line) for line in Path(a.from_log).read_text().splitlines() if line.startswith("{")]
+        return _write(a, argv, rows)
     if a.threads:
         torch.set_num_threads(a.threads)
     import tempfile
@@ -126,6 +132,10 @@ def main(argv=None) -> int:
             r = _measure(a, stage, mode, images, tmp)
             rows.append(r)
             print(json.dumps(r), flush=True)
+    return _write(a, argv, rows)
+
+
+def _write(a, argv, rows: list[dict]) -> int:
     meta = {"command": "python benchmarks/training_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
@@ -137,8 +147,12 @@ def main(argv=None) -> int:
     lines = [f"# Training throughput, preset `{a.preset}`", "", f"Command: `{meta['command']}`  ",
              f"Machine: {meta['machine']}; device: {meta['device']}; date: {meta['date']}", "",
              "| stage | before img/s | after img/s | speed-up | batch | precision after |", "|---|---|---|---|---|---|"]
+    if a.note:
+        lines[4:4] = [a.note, ""]
     by = {(r["stage"], r["mode"]): r for r in rows}
     for stage in dict.fromkeys(r["stage"] for r in rows):
+        if (stage, "before") not in by or (stage, "after") not in by:
+            continue
         b, f = by[(stage, "before")], by[(stage, "after")]
         lines.append(f"| {stage} | {b['img_per_s']:.0f} | {f['img_per_s']:.0f} | "
                      f"{f['img_per_s'] / max(b['img_per_s'], 1e-9):.2f}x | {f['batch']} | {f['amp']} |")

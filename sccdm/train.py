@@ -63,7 +63,8 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--out", required=True, help="run folder (checkpoint, log, exported weights)")
     p.add_argument("--codec", default=None, help="exported codec folder (refine stages)")
     p.add_argument("--init", default=None,
-                   help="exported run to start from: refine1 for refine2; a codec / deepjscc run to fine-tune")
+                   help="exported run to start from: refine1 for refine2; a refiner, codec or deepjscc run to "
+                        "continue / fine-tune on a new plan")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=float, default=None, help="plan in steps: this many epochs (default 10)")
     budget.add_argument("--minutes", type=float, default=None, help="plan in training time: this many minutes")
@@ -77,7 +78,11 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
                    help="awgn, rayleigh (block, MMSE) or mixed (1/3 Rayleigh); default mixed")
     p.add_argument("--rayleigh-share", type=float, default=None, help="share of Rayleigh batches (overrides --channel)")
-    p.add_argument("--train-restorer", action="store_true", help="refine2: train N2 too (default: frozen)")
+    p.add_argument("--stage2", choices=["frozen", "joint", "anchored", "co"], default="frozen",
+                   help="refine2: N2 frozen; trained on the diffusion prior (joint); trained on both the "
+                        "diffusion and the teacher prior (anchored); or everything trained together with the "
+                        "teacher's prior pulled toward what the diffusion can reach (co)")
+    p.add_argument("--commit", type=float, default=0.25, help="co: weight of L1(Z_0, sg(Z_hat))")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--val", type=int, default=0, help="held-out test images for validation (0: none)")
     p.add_argument("--val-every", type=int, default=500, help="validate every N steps (and at the end)")
@@ -127,16 +132,18 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     for p in codec.parameters():
         p.requires_grad_(False)
     model = Refiner(cfg)
+    if stage == "refine1" and args.init:  # continue stage 1 (e.g. on a fine-tuned codec)
+        model.load_state_dict(weights.load_model_dir(args.init).state_dict())
     if stage == "refine2":
         if not args.init:
             raise SystemExit("stage refine2 needs --init FOLDER (the exported refine1 run)")
         model.load_state_dict(weights.load_model_dir(args.init).state_dict())
         if cfg.version >= 2:
             model.init_student_from_teacher()
-        # Stage 2 fits the student's prior to what the stage-1 restorer reads. Training the restorer
+        # Stage 2 fits the student's prior to what the stage-1 restorer reads ("frozen"). Training the restorer
         # too lets it learn to ignore a prior that is still poor, and the prior then stops mattering
         # (measured: teacher swap cost 0.45 -> 0.13 dB, served 0.007 dB), so it stays frozen by default.
-        frozen = [model.teacher] + ([] if args.train_restorer else [model.restorer])
+        frozen = ([] if args.stage2 == "co" else [model.teacher]) + ([model.restorer] if args.stage2 == "frozen" else [])
         for m in frozen:
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -270,8 +277,13 @@ class _Trainer:
             if args.stage == "refine1":
                 o = self.refine_fwd(x, s_hat)
                 return F.l1_loss(o["x_hat"].float(), x)
-            o = self.refine_fwd(x, s_hat, generator=self.gen)
-            return F.l1_loss(o["x_hat"].float(), x) + F.l1_loss(o["z_hat"].float(), o["z0"].float())
+            co = args.stage2 == "co"
+            o = self.refine_fwd(x, s_hat, generator=self.gen, anchor=args.stage2 in ("anchored", "co"), teacher_grad=co)
+            z_hat, z0 = o["z_hat"].float(), o["z0"].float()
+            loss = F.l1_loss(o["x_hat"].float(), x) + F.l1_loss(z_hat, z0.detach())
+            if co:  # commitment: the teacher may only say what the student side can learn to say
+                loss = loss + args.commit * F.l1_loss(z0, z_hat.detach())
+            return loss + F.l1_loss(o["x_teacher"].float(), x) if "x_teacher" in o else loss
 
     def step(self) -> float:
         self.model.train()

@@ -65,7 +65,7 @@ def test_summary_reports_gain_and_bound(suite_dir):
     assert s["paper_claim_percent"] == 17.0 and math.isfinite(s["sc_cdm_gain_over_deepjscc_percent"])
     assert len(s["sc_cdm_minus_separation_db"]["awgn"]) == 2
     md = (suite_dir / "summary.md").read_text()
-    assert "17 %" in md and "separation bound" in md
+    assert "17 %" in md and "separation reference" in md
     g = json.loads((suite_dir / "visual_grid_15db.json").read_text())
     assert len(g["psnr"]) == 3 and len(g["psnr"][0]) == 4
 

@@ -147,3 +147,25 @@ def test_recipe_cpu_tiny_budget(tiny_split, tmp_path):
         assert m(torch.rand(1, 3, 32, 32), torch.tensor([5.0]))["x_hat"].shape == (1, 3, 32, 32)
     rec = json.loads((out / "recipe.json").read_text())
     assert set(rec["stages"]) == {"codec", "refine1", "refine2", "deepjscc"}
+
+
+def test_publish_fp16_and_merge_checks_hashes(tmp_path):
+    from sccdm import weights
+    from sccdm.models.deepjscc import DEEPJSCC_PRESETS, DeepJSCC
+    from sccdm.zoo.publish import merge, publish
+    m = DeepJSCC(DEEPJSCC_PRESETS["cpu"])
+    weights.save_model_dir(m, {"kind": "deepjscc", "preset": "cpu", **m.cfg.to_dict()}, tmp_path / "run")
+    src = tmp_path / "src"
+    e = publish("dj", {"codec": tmp_path / "run"}, "test", weights_dir=src, registry=src / "registry.json", fp16=True)
+    assert e["parts"]["codec"]["dtype"] == "float16"
+    assert e["parts"]["codec"]["bytes"] < 0.6 * (tmp_path / "run" / "model.safetensors").stat().st_size
+    dst = tmp_path / "dst"
+    assert merge(src, dst, dst / "registry.json") == ["dj"]
+    import sccdm.zoo as zoo
+    got = zoo.load("dj", root=dst).codec
+    for (k, a), (_, b) in zip(m.state_dict().items(), got.state_dict().items()):
+        assert torch.allclose(a, b.float(), atol=1e-3, rtol=1e-3), k
+    f = src / "dj" / "codec.safetensors"
+    f.write_bytes(f.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(SystemExit, match="sha256"):
+        merge(src, dst, dst / "registry.json")

@@ -226,7 +226,7 @@ async function sweep() {
       done++;
       drawSweep($("sweep-plot"), rows); renderSweepTable(rows);
       setStatus(`sweep ${done + 1}/${total}: DeepJSCC at ${snr} dB`);
-      const b = await post(formFor({ snr_db: String(snr), model: "deepjscc-cpu", refine: "false" }));
+      const b = await post(formFor({ snr_db: String(snr), model: "deepjscc-paper-awgn", refine: "false" }));
       row["DeepJSCC"] = b.psnr_db;
       done++;
       drawSweep($("sweep-plot"), rows); renderSweepTable(rows);

@@ -12,7 +12,7 @@
   mean-colour fallback), ``channel_uses`` int64 [N] (actually spent), plus per-image extras.
 
 Entries: ``jpeg-ldpc`` (header-less JPEG + CRC16 + 5G LDPC rate 1/2 + QPSK, Sionna),
-``separation`` (codec + capacity bound, transmitter without CSI) and
+``separation`` (Pillow's codecs + capacity: a reference, not a bound for stronger codecs; transmitter without CSI) and
 ``separation-csit`` (the same with the realised capacity known at the transmitter).
 """
 from __future__ import annotations

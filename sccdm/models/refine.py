@@ -322,14 +322,21 @@ class Refiner(nn.Module):
         z0 = self.teacher_prior(image, s_hat)
         return {"x_hat": self.restorer(s_hat, z0), "z0": z0}
 
-    def stage2(self, image: torch.Tensor, s_hat: torch.Tensor, generator=None) -> dict:
-        with torch.no_grad():
+    def stage2(self, image: torch.Tensor, s_hat: torch.Tensor, generator=None, anchor: bool = False,
+               teacher_grad: bool = False) -> dict:
+        """anchor: also restore with the teacher's prior (``x_teacher``), so a restorer trained here
+        stays one that reads its prior instead of learning to do without it. teacher_grad: the
+        teacher keeps training (its prior then also answers to the losses here)."""
+        with torch.set_grad_enabled(teacher_grad and torch.is_grad_enabled()):
             z0 = self.teacher_prior(image, s_hat)
         cond = self.student(s_hat)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         z_t = self.diffusion.q_sample(z0, self.cfg.steps - 1, noise)
         z_hat = self.diffusion.sample(cond, z_start=z_t)
-        return {"x_hat": self.restorer(s_hat, z_hat), "z_hat": z_hat, "z0": z0}
+        out = {"x_hat": self.restorer(s_hat, z_hat), "z_hat": z_hat, "z0": z0}
+        if anchor:
+            out["x_teacher"] = self.restorer(s_hat, z0)
+        return out
 
     def forward(self, s_hat: torch.Tensor, generator: torch.Generator | None = None,
                 z_start: torch.Tensor | None = None) -> torch.Tensor:
