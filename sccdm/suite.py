@@ -36,6 +36,7 @@ import torch
 
 from .baselines import SCHEMES
 from .baselines.separation import CODECS
+from .zoo import DEFAULTS
 from .channels import ChannelConfig
 from .metrics import mean_ci95, mse, psnr, ssim
 
@@ -84,8 +85,9 @@ def _parse(argv):
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", type=int, default=6, help="images in the visual grid")
-    p.add_argument("--model", default="sc-cdm-cpu")
-    p.add_argument("--deepjscc", default="deepjscc-cpu")
+    p.add_argument("--model", default=DEFAULTS[("sc-cdm", "awgn")],
+                   help="zoo model for SC-CDM / NSF on both channels (default: the zoo's AWGN model)")
+    p.add_argument("--deepjscc", default=DEFAULTS[("deepjscc", "awgn")], help="zoo model for DeepJSCC")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = auto: all cores on an idle machine, 1 when the load average says "
                         "the cores are taken, since oversubscribed OpenMP threads run 2-5x slower)")

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# The training that produced the shipped `cpu` weights (sccdm/zoo/weights), in order.
-# On 2 shared CPU cores; see sccdm/zoo/README.md for wall times. Every stage resumes from
-# runs/<name>/ckpt.pt when re-run, and --max-minutes stops a stage (and exports) on a budget.
+# The CPU training behind the shipped `cpu` weights, in the order it ran (2026-11-25 and -26, 2 shared
+# cores). Every stage resumes from runs/<name>/ckpt.pt when re-run; the plan (steps or minutes) is
+# stored in the checkpoint, so a resume continues it. See sccdm/zoo/README.md for wall times.
+# For a fresh model in one command use the recipe instead: sccdm train recipe --preset cpu --minutes N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T="${THREADS:-1}"
-# Swin JSCC codec (was started with --epochs 14 and resumed at step 4200 with --epochs 7.5,
-# which shortened its cosine schedule; the command below reproduces the final schedule).
+
+# --- 2026-11-25: the first weights (AWGN + Rayleigh mix, refiner v1) -------------------------------
 sccdm train codec    --preset cpu --data data --out runs/codec-cpu    --epochs 7.5 --batch 64 --threads "$T"
-# CNN DeepJSCC baseline, same SNR range and channel mix (started with --epochs 14, resumed at 2200 with 6)
 sccdm train deepjscc --preset cpu --data data --out runs/deepjscc-cpu --epochs 6 --batch 64 --threads "$T"
-# Refinement, stage 1 (teacher N1 + N2, L1) and stage 2 (diffusion + student, teacher frozen)
-sccdm train refine1 --preset cpu --data data --out runs/refine1-cpu --codec runs/codec-cpu --epochs 0.5 \
-  --batch 32 --threads "$T" --max-minutes 16
-sccdm train refine2 --preset cpu --data data --out runs/refine2-cpu --codec runs/codec-cpu \
-  --init runs/refine1-cpu --epochs 0.5 --batch 32 --threads "$T" --max-minutes 16
-python -m sccdm.zoo.publish sc-cdm-cpu codec=runs/codec-cpu refiner=runs/refine2-cpu \
-  --description "SC-CDM, cpu preset: Swin JSCC (C=32, CBR 1/12 on 32x32) + compact diffusion refiner"
-python -m sccdm.zoo.publish deepjscc-cpu codec=runs/deepjscc-cpu \
-  --description "CNN DeepJSCC baseline, c=8 (CBR 1/12 on 32x32), trained over 1-13 dB"
+
+# --- 2026-11-26: AWGN fine-tune of that codec, refiner v2, the converged DeepJSCC baseline ----------
+# (runs/codec-cpu-shipped and runs/deepjscc-paper-awgn-gpu hold the zoo files as model.safetensors +
+#  config.json: the shipped sc-cdm-cpu codec and the H100-trained deepjscc-paper-awgn)
+sccdm train codec --preset cpu --data data --init runs/codec-cpu-shipped --channel awgn --minutes 75 \
+  --batch 64 --lr 3e-4 --warmup 0.01 --threads "$T" --val 500 --val-every 400 --out runs/codec-cpu-awgn
+# refiner stage 1: 12 min on the shipped codec, then 18 min more on a snapshot of the fine-tuned one
+sccdm train refine1 --preset cpu --data data --codec runs/codec-cpu-shipped --channel awgn --minutes 12 \
+  --batch 32 --lr 5e-4 --threads "$T" --val 200 --val-every 200 --out runs/exp-refine1-cpu
+sccdm train refine1 --preset cpu --data data --codec runs/codec-cpu-awgn-snap --init runs/exp-refine1-cpu \
+  --channel awgn --minutes 18 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine1-cpu-v2
+# refiner stage 2: student from the teacher, restorer frozen
+sccdm train refine2 --preset cpu --data data --codec runs/codec-cpu-awgn-snap --init runs/refine1-cpu-v2 \
+  --channel awgn --minutes 8 --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 200 --stage2 frozen \
+  --out runs/refine2-cpu-v2
+# DeepJSCC: the H100 run (70 s, still rising) continued on the CPU with batch 64
+sccdm train deepjscc --preset paper --data data --init runs/deepjscc-paper-awgn-gpu --channel awgn --minutes 48 \
+  --batch 64 --lr 2e-4 --warmup 0.02 --threads "$T" --val 1000 --val-every 1000 --out runs/deepjscc-paper-awgn-cpuft

@@ -169,3 +169,19 @@ def test_publish_fp16_and_merge_checks_hashes(tmp_path):
     f.write_bytes(f.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(SystemExit, match="sha256"):
         merge(src, dst, dst / "registry.json")
+
+
+def test_photo_crops_training_run(tmp_path):
+    """Photos of different sizes: random crops for training, centre crops of test/ for the held-out numbers."""
+    rng = np.random.default_rng(0)
+    for split, sizes in (("train", [(70, 90), (64, 120), (100, 66)]), ("test", [(80, 80)])):
+        (tmp_path / "photos" / split).mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "photos" / split / f"{i}.png")
+    from sccdm import train
+    out = tmp_path / "run"
+    train.run(train.build_parser().parse_args(
+        ["codec", "--data", str(tmp_path / "photos" / "train"), "--crop", "64", "--epochs", "2", "--batch", "2",
+         "--val", "1", "--val-every", "1", "--log-every", "1", "--out", str(out), "--threads", "1"]))
+    recs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2] and all("val_psnr_db" in r for r in recs)
