@@ -175,7 +175,9 @@ def main(argv=None) -> int:
     print(DATA_CAVEAT)
     meta = {"command": "sccdm eval " + " ".join(argv), "machine": f"{platform.node()} {platform.machine()} "
             f"{torch.get_num_threads()} threads", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(time.time() - t0, 1), "caveat": DATA_CAVEAT}
+            "wall_s": round(time.time() - t0, 1), "caveat": DATA_CAVEAT,
+            "models": {n: {p: spec["sha256"] for p, spec in zoo.entry(n)["parts"].items()}
+                       for n in sorted({r["model"] for r in rows if r.get("model")})}}
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(rows, indent=1) + "\n")

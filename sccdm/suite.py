@@ -345,9 +345,9 @@ def main(argv=None) -> int:
         body += "\n\nSSIM (mean ± 95 % CI):\n\n" + _table(
             [[f"{snr:g}"] + [f"{per[s][i]['ssim']:.4f} ± {per[s][i]['ssim_ci95']:.4f}" for s in schemes]
              for i, snr in enumerate(args.snr_list)], ["SNR dB"] + [SCHEME_LABELS[s] for s in schemes])
-        body += "\n\nSeparation reference (best of header-less JPEG, WebP, AVIF, JPEG 2000 that fits "
+        body += ("\n\nSeparation reference (best of header-less JPEG, WebP, AVIF, JPEG 2000 that fits "
                  "k log2(1 + SNR) bits; not a bound for stronger codecs such as BPG/VVC or learned ones), "
-                 "codec chosen (share of images): " + "; ".join(
+                 "codec chosen (share of images): ") + "; ".join(
             f"{snr:g} dB: " + ", ".join(f"{c} {v:.0%}" for c, v in sorted(per["separation"][i].get("codec_share", {}).items()))
             for i, snr in enumerate(args.snr_list)) + "."
         if kind == "awgn":
