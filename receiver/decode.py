@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sccdm import pipeline
+from sccdm import pipeline, tiling
 from sccdm.channels import equalize
 
 
@@ -37,20 +37,24 @@ class RxItem:
         return (self.model, self.latent_shape, self.image_size, self.refine)
 
 
-def refine_batch(model, s_hat: torch.Tensor, items: list[RxItem]) -> torch.Tensor:
-    """s_hat: float [B, 3, H, W] of all items -> refined float [B, 3, H, W], per-item seeded noise."""
+def refine_batch(model, s_hat: torch.Tensor, items: list[RxItem], tile_pixels: int | None = None) -> torch.Tensor:
+    """s_hat: float [B, 3, H, W] of all items -> refined float [B, 3, H, W], per-item seeded noise.
+
+    Images above ``tile_pixels`` are refined in tiles (:mod:`sccdm.tiling`), with the same draws."""
     if len(items) == 1 and s_hat.device.type == "cpu":
-        return model.refine(s_hat, generator=torch.Generator().manual_seed(items[0].seed))
+        return tiling.refine(model, s_hat, generator=torch.Generator().manual_seed(items[0].seed),
+                             tile_pixels=tile_pixels)
     dim = model.refiner.cfg.prior_dim
     noise = torch.cat([torch.randn((it.y.shape[0], dim), generator=torch.Generator().manual_seed(it.seed))
                        for it in items]).to(s_hat.device, s_hat.dtype)
-    return model.refiner(s_hat, z_start=noise)
+    return tiling.refine(model, s_hat, z_start=noise, tile_pixels=tile_pixels)
 
 
 @torch.no_grad()
-def run_batch(model, items: list[RxItem], device) -> list[dict]:
+def run_batch(model, items: list[RxItem], device, tile_pixels: int | None = None) -> list[dict]:
     """Items share model, latent shape, image size and refine flag. Returns per item
-    ``{"x_hat", "s_hat": float [B_i, 3, H, W] (CPU), "eff_snr_db": float [B_i], "refine_ms"}``."""
+    ``{"x_hat", "s_hat": float [B_i, 3, H, W] (CPU), "eff_snr_db": float [B_i], "refine_ms"}``.
+    tile_pixels: images above it are decoded and refined in tiles (default SCCDM_TILE_PIXELS)."""
     zs, effs = [], []
     for it in items:
         z, eff = equalize(it.y.to(device), None if it.h is None else it.h.to(device), it.noise_var.to(device),
@@ -58,12 +62,13 @@ def run_batch(model, items: list[RxItem], device) -> list[dict]:
         zs.append(z)
         effs.append(eff)
     z_hat, eff = torch.cat(zs), torch.cat(effs)
-    out = pipeline.decode(model, z_hat, items[0].latent_shape, items[0].image_size, eff, refine=False)
+    out = pipeline.decode(model, z_hat, items[0].latent_shape, items[0].image_size, eff, refine=False,
+                          tile_pixels=tile_pixels)
     s_hat = out["s_hat"]
     refine_ms = 0.0
     if items[0].refine:
         t0 = time.perf_counter()
-        x_hat = refine_batch(model, s_hat, items)
+        x_hat = refine_batch(model, s_hat, items, tile_pixels)
         refine_ms = (time.perf_counter() - t0) * 1000
     else:
         x_hat = s_hat

@@ -42,10 +42,10 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
             k = shape[0] * shape[1] * shape[2] // 2
             it = RxItem(self.models.default, torch.zeros(1, k, dtype=torch.complex64), None, torch.ones(1), None,
                         "none", shape, (32, 32), model.refiner is not None, 0)
-            run_batch(model, [it], self.device)
+            run_batch(model, [it], self.device, self.cfg.tile_pixels)
 
     def _run_batch(self, items: list[RxItem]) -> list[dict]:
-        out = run_batch(self.models.get(items[0].model), items, self.device)
+        out = run_batch(self.models.get(items[0].model), items, self.device, self.cfg.tile_pixels)
         for r in out:
             r["png"] = convert.png_bytes(r["x_hat"])
             r["unrefined_png"] = convert.png_bytes(r["s_hat"]) if items[0].refine else []

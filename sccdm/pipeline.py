@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from . import tiling
 from .channels import ChannelConfig, ChannelOutput, apply_channel, equalize
 from .symbols import latent_to_symbols, symbols_to_latent
 
@@ -80,14 +81,17 @@ def encode(model: nn.Module, images: torch.Tensor, snr_db, power: float = 1.0) -
 
 @torch.no_grad()
 def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_db, refine: bool = False,
-           generator: torch.Generator | None = None) -> dict:
+           generator: torch.Generator | None = None, tile_pixels: int | None = None) -> dict:
     """z_hat: complex [B, k] equalised symbols; snr_db: float [B] the decoder assumes.
 
+    Images of more than ``tile_pixels`` pixels (default: SCCDM_TILE_PIXELS, else 512 * 512;
+    0 = never) are decoded and refined in overlapping tiles (:mod:`sccdm.tiling`) so memory
+    stays bounded; smaller ones take the untiled path, bit for bit.
     Returns ``{"s_hat": decoder output, "x_hat": refined output (or s_hat)}``, float [B, 3, H, W].
     """
     snr = as_snr(snr_db, z_hat.shape[0], z_hat.device)
-    s_hat = model.decode(symbols_to_latent(z_hat, tuple(latent_shape)), snr, tuple(image_size))
-    x_hat = model.refine(s_hat, generator=generator) if refine else s_hat
+    s_hat = tiling.decode(model, symbols_to_latent(z_hat, tuple(latent_shape)), snr, tuple(image_size), tile_pixels)
+    x_hat = tiling.refine(model, s_hat, generator=generator, tile_pixels=tile_pixels) if refine else s_hat
     return {"s_hat": s_hat, "x_hat": x_hat}
 
 
@@ -107,10 +111,12 @@ def transmit_train(model: nn.Module, images: torch.Tensor, snr_db: torch.Tensor,
 
 @torch.no_grad()
 def simulate(model: nn.Module, images: torch.Tensor, channel: ChannelConfig, generator: torch.Generator | None = None,
-             tx_snr_db=None, refine: bool = False, refine_generator: torch.Generator | None = None) -> dict:
+             tx_snr_db=None, refine: bool = False, refine_generator: torch.Generator | None = None,
+             tile_pixels: int | None = None) -> dict:
     """Run the whole link in process.
 
     tx_snr_db: the SNR the encoder assumes (default: the channel's, i.e. no mismatch).
+    tile_pixels: the receiver's tiling threshold (see :func:`decode`).
     Returns a dict: ``frame`` (:class:`Frame`), ``rx`` (:class:`ChannelOutput`),
     ``eff_snr_db`` float [B], ``s_hat`` and ``x_hat`` float [B, 3, H, W].
     """
@@ -118,5 +124,6 @@ def simulate(model: nn.Module, images: torch.Tensor, channel: ChannelConfig, gen
     rx: ChannelOutput = apply_channel(frame.symbols, channel, generator)
     csi = channel.csi if channel.kind != "awgn" else "none"
     z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, csi, rx.mask)
-    out = decode(model, z_hat, frame.latent_shape, frame.image_size, eff, refine=refine, generator=refine_generator)
+    out = decode(model, z_hat, frame.latent_shape, frame.image_size, eff, refine=refine, generator=refine_generator,
+                 tile_pixels=tile_pixels)
     return {"frame": frame, "rx": rx, "eff_snr_db": eff, **out}
