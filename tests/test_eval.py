@@ -44,11 +44,11 @@ def test_eval_rows_are_consistent(fresh_rows):
         assert by[(s, 3.0)]["cbr"] == pytest.approx(1 / 12)
     for snr in (3.0, 12.0):  # the refiner helps, and SC-CDM beats the trained baseline
         assert by[("sc-cdm", snr)]["psnr_db"] > by[("nsf", snr)]["psnr_db"] > by[("deepjscc", snr)]["psnr_db"]
-    assert by[("sc-cdm", 3.0)]["model"] == "sc-cdm-paper-awgn" and by[("deepjscc", 3.0)]["model"] == "deepjscc-paper-awgn"
+    assert by[("sc-cdm", 3.0)]["model"] == "sc-cdm-cpu" and by[("deepjscc", 3.0)]["model"] == "deepjscc-paper-awgn"
 
 
 def test_eval_table_and_unknown_model(capsys):
-    assert main(["--scheme", "nsf", "--snr", "6", "--limit", "4", "--model", "sc-cdm-cpu"]) == 0
+    assert main(["--scheme", "nsf", "--snr", "6", "--limit", "4", "--model", "sc-cdm-paper-awgn"]) == 0
     assert "| nsf |" in capsys.readouterr().out
     assert main(["--scheme", "nsf", "--limit", "4", "--model", "no-such-model"]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err

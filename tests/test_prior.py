@@ -22,7 +22,7 @@ from sccdm.prior_ablation import prior_ablation
 
 torch.set_num_threads(2)
 # (model, min served swap cost, min teacher swap cost, min refinement gain), dB, AWGN 9 dB, 200 images
-SHIPPED = [("sc-cdm-paper-awgn", 0.03, 0.2, 0.25)]
+SHIPPED = [("sc-cdm-cpu", 0.01, 0.2, 0.08), ("sc-cdm-paper-awgn", 0.03, 0.2, 0.25)]
 
 
 @pytest.fixture(scope="module")
