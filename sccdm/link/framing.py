@@ -29,7 +29,8 @@ from .fec import bits_to_int, conv_encode, crc16, int_to_bits
 __all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "preamble_symbols",
            "training_symbols", "header_symbols", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
 
-MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4}
+MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4,
+             "sc-cdm-cpu-rayleigh": 5, "deepjscc-paper-rayleigh": 6}
 
 
 def model_id(name: str | None) -> int:
