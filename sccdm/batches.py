@@ -89,7 +89,7 @@ class PhotoCrops:
         if small:
             raise ValueError(f"{len(small)} photos are smaller than the {crop}-pixel crop (e.g. {small[0]})")
         self.device = torch.device(device)
-        self.photos = [torch.from_numpy(np.ascontiguousarray(p)).to(self.device).permute(2, 0, 1) for p in photos]
+        self.photos = [torch.from_numpy(np.require(p, requirements=["C", "W"])).to(self.device).permute(2, 0, 1) for p in photos]
         self.crop = crop
         # Larger photos hold more distinct crops: pick a photo with probability proportional to its area.
         area = torch.tensor([float(p.shape[1] * p.shape[2]) for p in self.photos])

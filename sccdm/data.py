@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["load_image_folder", "load_photo_folder", "load_cifar_batches", "load_split", "ImageArrayDataset", "find_cifar",
+__all__ = ["load_image_folder", "load_photo_folder", "load_eval_images", "load_cifar_batches", "load_split", "ImageArrayDataset", "find_cifar",
            "image_to_tensor", "tensor_to_image", "decode_image_bytes", "ImageDecodeError"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -51,7 +51,7 @@ def decode_image_bytes(data: bytes, max_pixels: int = 4096 * 4096) -> np.ndarray
 
 def image_to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] or [N, H, W, 3] -> float32 [(N,) 3, H, W] in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).float().div_(255.0)
+    t = torch.from_numpy(np.require(img, requirements=["C", "W"])).float().div_(255.0)
     return t.permute(2, 0, 1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
 
 
@@ -168,6 +168,19 @@ def load_split(path: str | Path | None, split: str, limit: int | None = None) ->
         return load_cifar_batches(root / "cifar-10-batches-py", split, limit)[0]
     sub = root / split
     return load_image_folder(sub if sub.exists() else root, limit)[0]
+
+
+def load_eval_images(path: str | Path | None, limit: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+    """The test images of ``sccdm eval``.
+
+    A CIFAR-style set (``test/`` split, batch files, or one folder of same-size images) comes as one
+    float tensor [N, 3, H, W]; a folder of photos of several sizes (Kodak, CBSD68, your own) as a list
+    of float [3, H, W] tensors, sorted by path. All in [0, 1].
+    """
+    try:
+        return image_to_tensor(load_split(path, "test", limit))
+    except ValueError:  # np.stack of several sizes: a photo folder
+        return [image_to_tensor(p) for p in load_photo_folder(path, limit=limit)]
 
 
 class ImageArrayDataset(torch.utils.data.Dataset):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .channels import ChannelConfig
-from .metrics import mean_ci95, psnr, psnr_of_mean_mse, ssim
+from .metrics import MS_SSIM_MIN_SIDE, mean_ci95, ms_ssim, mse, psnr, ssim
 from .pipeline import simulate
 
 __all__ = ["evaluate", "main", "LEARNED", "DATA_CAVEAT"]
@@ -33,23 +34,56 @@ DATA_CAVEAT = ("Data caveat: the CIFAR-10 copy used here was re-encoded as JPEG 
                "than the original, so PSNR runs somewhat higher than on the original CIFAR-10.")
 
 
-def _run_learned(model, images, cfg, seed, batch, tx_snr_db, refine):
-    outs = []
-    for i in range(0, len(images), batch):
-        x = images[i:i + batch]
-        g = torch.Generator().manual_seed(seed * 100003 + i)
-        rg = torch.Generator().manual_seed(seed * 100019 + i)
-        o = simulate(model, x, cfg, g, tx_snr_db=tx_snr_db, refine=refine, refine_generator=rg)
-        outs.append(o["x_hat"].clamp(0, 1))
-    k = model.cfg.num_symbols(*images.shape[-2:])
-    return torch.cat(outs), torch.full((len(images),), k), torch.zeros(len(images), dtype=torch.bool)
+def _chunks(images, batch: int):
+    """(index of the first image, float [B, 3, H, W]): batches of a stacked set, single images of a list."""
+    if isinstance(images, torch.Tensor):
+        for i in range(0, len(images), batch):
+            yield i, images[i:i + batch]
+    else:
+        for i, x in enumerate(images):
+            yield i, x[None]
 
 
-def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", snrs=(0, 3, 6, 9, 12, 15),
+def _run_learned(model, x, cfg, seed, i, tx_snr_db, refine):
+    g = torch.Generator().manual_seed(seed * 100003 + i)
+    rg = torch.Generator().manual_seed(seed * 100019 + i)
+    o = simulate(model, x, cfg, g, tx_snr_db=tx_snr_db, refine=refine, refine_generator=rg)
+    k = model.cfg.num_symbols(*x.shape[-2:])
+    return o["x_hat"].clamp(0, 1), torch.full((len(x),), k), torch.zeros(len(x), dtype=torch.bool)
+
+
+def _scores(x_hat: torch.Tensor, x: torch.Tensor, uses: torch.Tensor) -> dict:
+    """Per-image metrics of one chunk (float [B] each); MS-SSIM only where the image is large enough."""
+    out = {"psnr": psnr(x_hat, x, max_db=50.0), "ssim": ssim(x_hat, x), "mse": mse(x_hat, x),
+           "cbr": uses.float() / (3 * x.shape[-1] * x.shape[-2])}
+    if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE:
+        out["ms_ssim"] = ms_ssim(x_hat, x)
+    return out
+
+
+def _row(scheme, model, cfg, per: dict, uses, lost, n, tx_snr_db, seconds) -> dict:
+    pm, pci = mean_ci95(per["psnr"])
+    sm, sci = mean_ci95(per["ssim"])
+    row = {"scheme": scheme, "model": model, "channel": cfg.kind, "snr_db": float(cfg.snr_db), "psnr_db": round(pm, 4),
+           "psnr_ci95_db": round(pci, 4),
+           "psnr_of_mean_mse_db": round(10 * math.log10(1.0 / max(float(per["mse"].mean()), 1e-20)), 4),
+           "ssim": round(sm, 5), "ssim_ci95": round(sci, 5), "n_images": n,
+           "channel_uses": float(uses.float().mean()), "cbr": float(per["cbr"].mean()),
+           "lost_share": float(lost.float().mean()), "fading": cfg.fading if cfg.kind != "awgn" else None,
+           "csi": cfg.csi if cfg.kind != "awgn" else None, "erasure_prob": cfg.erasure_prob,
+           "tx_snr_db": tx_snr_db, "seconds": round(seconds, 2)}
+    if "ms_ssim" in per and len(per["ms_ssim"]) == n:
+        row["ms_ssim"] = round(float(per["ms_ssim"].mean()), 5)
+    return row
+
+
+def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9, 12, 15),
              seed: int = 0, batch: int = 250, fading: str = "block", csi: str = "mmse", erasure_prob: float = 0.0,
              tx_snr_db: float | None = None, models: dict | None = None, progress: bool = True,
              names: dict | None = None) -> list[dict]:
-    """images: float [N, 3, H, W] in [0, 1]. Returns one row per (scheme, SNR).
+    """images: float [N, 3, H, W] in [0, 1], or a list of float [3, H, W] of any sizes (photos, sent one
+    at a time). Returns one row per (scheme, SNR); metrics are means over images (PSNR per image,
+    then averaged; ``psnr_of_mean_mse_db`` is WITT's convention), ``cbr`` the mean of each image's k / (3HW).
 
     names: {"sc-cdm": zoo name, "deepjscc": zoo name}; default :func:`sccdm.zoo.default_for` of
     the channel. models: a cache {zoo name: loaded model}, shared across calls.
@@ -61,47 +95,45 @@ def evaluate(schemes: list[str], images: torch.Tensor, channel: str = "awgn", sn
     rows = []
     total = len(schemes) * len(snrs)
     t_start = time.time()
+
+    def model(name):
+        if name not in models:
+            models[name] = zoo.load(name)
+        return models[name]
+
     for si, snr in enumerate(snrs):
         cfg = ChannelConfig(kind=channel, snr_db=float(snr), fading=fading, csi=csi, erasure_prob=erasure_prob).validate()
         for sj, scheme in enumerate(schemes):
             t0 = time.time()
-            if scheme in LEARNED:
-                task, refine = LEARNED[scheme]
-                name = names[task]
-                if name not in models:
-                    models[name] = zoo.load(name)
-                x_hat, uses, lost = _run_learned(models[name], images, cfg, seed, batch, tx_snr_db, refine)
-            else:
+            if scheme not in LEARNED:
                 from .baselines import SCHEMES
                 if scheme not in SCHEMES:
                     raise SystemExit(f"unknown scheme {scheme!r}; known: {sorted(set(LEARNED) | set(SCHEMES))}")
-                if names["sc-cdm"] not in models:
-                    models[names["sc-cdm"]] = zoo.load(names["sc-cdm"])
-                k = models[names["sc-cdm"]].cfg.num_symbols(*images.shape[-2:])
-                # per batch with the learned schemes' seeds, so every scheme meets the same channel draws
-                outs = [SCHEMES[scheme](images[i:i + batch], cfg, k, seed * 100003 + i)
-                        for i in range(0, len(images), batch)]
-                x_hat = torch.cat([o["x_hat"] for o in outs])
-                uses = torch.cat([torch.as_tensor(o["channel_uses"]).reshape(-1) for o in outs])
-                lost = torch.cat([torch.as_tensor(o["lost"]).reshape(-1) for o in outs])
-            p = psnr(x_hat, images, max_db=50.0)
-            s = ssim(x_hat, images)
-            pm, pci = mean_ci95(p)
-            sm, sci = mean_ci95(s)
-            h, w = images.shape[-2:]
-            rows.append({"scheme": scheme, "model": names[LEARNED[scheme][0]] if scheme in LEARNED else None,
-                         "channel": channel, "snr_db": float(snr), "psnr_db": round(pm, 4),
-                         "psnr_ci95_db": round(pci, 4), "psnr_of_mean_mse_db": round(psnr_of_mean_mse(x_hat, images), 4),
-                         "ssim": round(sm, 5), "ssim_ci95": round(sci, 5), "n_images": len(images),
-                         "channel_uses": float(uses.float().mean()), "cbr": float(uses.float().mean()) / (3 * h * w),
-                         "lost_share": float(lost.float().mean()), "fading": fading if channel != "awgn" else None,
-                         "csi": csi if channel != "awgn" else None, "erasure_prob": erasure_prob,
-                         "tx_snr_db": tx_snr_db, "seconds": round(time.time() - t0, 2)})
+            per, all_uses, all_lost = {}, [], []
+            for i, x in _chunks(images, batch):
+                if scheme in LEARNED:
+                    task, refine = LEARNED[scheme]
+                    x_hat, uses, lost = _run_learned(model(names[task]), x, cfg, seed, i, tx_snr_db, refine)
+                else:
+                    # the learned model's k for this size, with the learned schemes' seeds: same channel draws
+                    k = model(names["sc-cdm"]).cfg.num_symbols(*x.shape[-2:])
+                    o = SCHEMES[scheme](x, cfg, k, seed * 100003 + i)
+                    x_hat = o["x_hat"]
+                    uses = torch.as_tensor(o["channel_uses"]).reshape(-1).expand(len(x))
+                    lost = torch.as_tensor(o["lost"]).reshape(-1).expand(len(x))
+                for key, v in _scores(x_hat, x, uses).items():
+                    per.setdefault(key, []).append(v)
+                all_uses.append(uses)
+                all_lost.append(lost)
+            per = {key: torch.cat(v) for key, v in per.items()}
+            n = len(per["psnr"])
+            rows.append(_row(scheme, names[LEARNED[scheme][0]] if scheme in LEARNED else None, cfg, per,
+                             torch.cat(all_uses), torch.cat(all_lost), n, tx_snr_db, time.time() - t0))
             if progress:
                 done = si * len(schemes) + sj + 1
                 el = time.time() - t_start
-                print(f"[eval {done}/{total}] {scheme:9s} {channel} {snr:5.1f} dB  PSNR {pm:6.2f} dB  "
-                      f"SSIM {sm:.4f}  eta {el / done * (total - done):.0f}s", file=sys.stderr, flush=True)
+                print(f"[eval {done}/{total}] {scheme:9s} {channel} {snr:5.1f} dB  PSNR {rows[-1]['psnr_db']:6.2f} dB  "
+                      f"SSIM {rows[-1]['ssim']:.4f}  eta {el / done * (total - done):.0f}s", file=sys.stderr, flush=True)
     return rows
 
 
@@ -111,14 +143,16 @@ def format_table(rows: list[dict]) -> str:
     chans = list(dict.fromkeys(r["channel"] for r in rows))
     lines = []
     for ch in chans:
-        lines.append(f"{ch}: mean PSNR dB (SSIM)")
+        ms = any("ms_ssim" in r for r in rows)
+        lines.append(f"{ch}: mean PSNR dB (SSIM{', MS-SSIM' if ms else ''})")
         lines.append("| scheme | " + " | ".join(f"{s:g} dB" for s in snrs) + " |")
         lines.append("|---" * (len(snrs) + 1) + "|")
         for sc in schemes:
             cells = []
             for s in snrs:
                 r = next((r for r in rows if r["scheme"] == sc and r["snr_db"] == s and r["channel"] == ch), None)
-                cells.append(f"{r['psnr_db']:.2f} ({r['ssim']:.3f})" if r else "-")
+                ms = f", {r['ms_ssim']:.3f}" if r and "ms_ssim" in r else ""
+                cells.append(f"{r['psnr_db']:.2f} ({r['ssim']:.3f}{ms})" if r else "-")
             lines.append(f"| {sc} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -155,9 +189,9 @@ def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from .data import image_to_tensor, load_split
+    from .data import load_eval_images
     try:
-        images = image_to_tensor(load_split(a.data, "test", a.limit))
+        images = load_eval_images(a.data, a.limit)
     except FileNotFoundError as e:
         print(f"sccdm eval: {e}", file=sys.stderr)
         return 2
@@ -171,11 +205,13 @@ def main(argv=None) -> int:
     rows = evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob, a.tx_snr,
                     names={"sc-cdm": a.model, "deepjscc": a.deepjscc})
     table = format_table(rows)
+    # the caveat is about the CIFAR-10 JPEG copy, not about photo folders
+    caveat = DATA_CAVEAT if isinstance(images, torch.Tensor) and tuple(images.shape[-2:]) == (32, 32) else ""
     print(table)
-    print(DATA_CAVEAT)
+    print(caveat)
     meta = {"command": "sccdm eval " + " ".join(argv), "machine": f"{platform.node()} {platform.machine()} "
             f"{torch.get_num_threads()} threads", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(time.time() - t0, 1), "caveat": DATA_CAVEAT,
+            "wall_s": round(time.time() - t0, 1), "caveat": caveat,
             "models": {n: {p: spec["sha256"] for p, spec in zoo.entry(n)["parts"].items()}
                        for n in sorted({r["model"] for r in rows if r.get("model")})}}
     if a.out:
@@ -184,7 +220,7 @@ def main(argv=None) -> int:
         Path(a.out).with_suffix(".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     if a.markdown:
         Path(a.markdown).write_text(f"# sccdm eval\n\n`{meta['command']}`\n\n{meta['date']}, {meta['machine']}, "
-                                    f"{meta['wall_s']} s\n\n{table}\n{DATA_CAVEAT}\n")
+                                    f"{meta['wall_s']} s\n\n{table}\n{caveat}\n")
     return 0
 
 

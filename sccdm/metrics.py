@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "mse", "ssim", "ms_ssim", "psnr_of_mean_mse", "mean_ci95"]
+__all__ = ["psnr", "mse", "ssim", "ms_ssim", "MS_SSIM_MIN_SIDE", "psnr_of_mean_mse", "mean_ci95"]
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -48,6 +48,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, win_size: int = 11, sigma: float = 1.
 
 
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MS_SSIM_MIN_SIDE = (11 - 1) * 16 + 1  # 5 scales of an 11-px window
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, win_size: int = 11) -> torch.Tensor:

@@ -70,7 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None, help="zoo entry name (default sc-cdm-PRESET-CHANNEL)")
+    p.add_argument("--crop", type=int, default=None,
+                   help="train on random CROPxCROP crops of the photos under --data (a photo model)")
+    p.add_argument("--init-from", default=None, metavar="ZOO_ENTRY",
+                   help="fine-tune: start the codec and refiner stages from this zoo entry's weights")
+    p.add_argument("--init-deepjscc", default=None, metavar="ZOO_ENTRY",
+                   help="fine-tune: start the DeepJSCC stage from this zoo entry's codec")
     return p
+
+
+def _materialise(entry: str, part: str, dest: Path) -> Path:
+    """A zoo entry's part as a run folder (model.safetensors + config.json) that ``--init`` reads."""
+    from . import zoo
+    from .weights import save_model_dir
+
+    spec = zoo.entry(entry)["parts"][part]
+    cfg = json.loads((zoo.WEIGHTS_DIR / entry / spec["config"]).read_text())
+    model = zoo._part(entry, part, spec, True, "cpu")  # checks the sha256 on the way
+    cfg = {k: v for k, v in cfg.items() if k not in ("sha256", "training")}
+    save_model_dir(model, cfg, dest, training={"init_from": f"{entry}:{part}"})
+    return dest
 
 
 def _stage_argv(a, stage: str, rec: StageRecipe, out: Path, minutes: float) -> list[str]:
@@ -83,6 +102,12 @@ def _stage_argv(a, stage: str, rec: StageRecipe, out: Path, minutes: float) -> l
             argv += [flag, str(val)]
     if a.compile:
         argv.append("--compile")
+    if a.crop:
+        argv += ["--crop", str(a.crop)]
+    init = {"codec": a.init_from and (out / "init" / "codec"), "refine1": a.init_from and (out / "init" / "refiner"),
+            "deepjscc": a.init_deepjscc and (out / "init" / "deepjscc")}.get(stage)
+    if init:
+        argv += ["--init", str(init)]
     if stage.startswith("refine"):
         argv += ["--codec", str(a.codec_run or out / "codec")]
     if stage == "refine2":
@@ -106,6 +131,12 @@ def main(argv=None) -> int:
         raise SystemExit("refine stages without the codec stage need --codec-run DIR")
     share_sum = sum(recipe[s].share for s in stages)
     minutes = {s: a.minutes * recipe[s].share / share_sum for s in stages}
+    if a.init_from:
+        _materialise(a.init_from, "codec", out / "init" / "codec")
+        if "refine1" in stages:
+            _materialise(a.init_from, "refiner", out / "init" / "refiner")
+    if a.init_deepjscc and "deepjscc" in stages:
+        _materialise(a.init_deepjscc, "codec", out / "init" / "deepjscc")
     t0 = time.time()
     record = {"preset": a.preset, "minutes": a.minutes, "channel": a.channel, "stages": {},
               "command": "sccdm train recipe " + " ".join(sys.argv[3:] if argv is None else argv)}
@@ -126,7 +157,8 @@ def main(argv=None) -> int:
             parts["refiner"] = out / "refine2"
         entries[name] = parts
     if "deepjscc" in stages:
-        entries[f"deepjscc-{a.preset}-{a.channel}"] = {"codec": out / "deepjscc"}
+        dname = "deepjscc-" + name.removeprefix("sc-cdm-") if a.name else f"deepjscc-{a.preset}-{a.channel}"
+        entries[dname] = {"codec": out / "deepjscc"}
     for entry, parts in entries.items():
         desc = (f"recipe {a.preset} ({a.minutes:g} min, {a.channel}): "
                 + ", ".join(f"{p} {json.loads((d / 'config.json').read_text())['preset']}" for p, d in parts.items()))

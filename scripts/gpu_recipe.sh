@@ -6,7 +6,7 @@
 #
 # Made for the device tool (nothing but the repo travels, so the CIFAR-10 archive is carried
 # in .gpu/); after the call: bash scripts/gpu_unpack.sh FILES_DIR unpacks them (then publish --merge).
-# Env: PRESET (paper), SKIP_SPEED=1, RECIPE_ARGS (extra recipe flags), RECIPE_TIMEOUT (seconds).
+# Env: DATA (a data folder carried as is, instead of DATA_TGZ), PRESET (paper), SKIP_SPEED=1, RECIPE_ARGS (extra recipe flags), RECIPE_TIMEOUT (seconds).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:?OUT dir}"); MIN=${2:-7}; TGZ=${3:-.gpu/cifar10-jpeg.tar.gz}
@@ -17,13 +17,14 @@ RUN=/tmp/gpu-run
 mkdir -p "$OUT" /tmp/gpu-data "$RUN"
 log() { echo "[gpu_recipe $(date +%T)] $*" | tee -a "$OUT/steps.log"; }
 (nvidia-smi -L 2>&1 || true) | tee -a "$OUT/steps.log"
-[ -d /tmp/gpu-data/train ] || tar -xzf "$TGZ" -C /tmp/gpu-data
+DATA=${DATA:-/tmp/gpu-data}
+[ -d "$DATA/train" ] || tar -xzf "$TGZ" -C /tmp/gpu-data
 log "data ready"
-[ "${SKIP_SPEED:-0}" = 1 ] || timeout 60 $PY benchmarks/training_speed.py --preset "$PRESET" --data /tmp/gpu-data --seconds "$SPEED_S" \
+[ "${SKIP_SPEED:-0}" = 1 ] || timeout 60 $PY benchmarks/training_speed.py --preset "$PRESET" --data "$DATA" --seconds "$SPEED_S" \
   --warmup 3 --out "$RUN/training_speed_$PRESET" > "$RUN/speed.log" 2>&1
 log "speed benchmark rc=$?"
 timeout "$RECIPE_TIMEOUT" $PY -m sccdm.train recipe --preset "$PRESET" --minutes "$MIN" --out $RUN \
-  --data /tmp/gpu-data --channel awgn --val 1000 --val-every 500 ${RECIPE_ARGS:-} > "$RUN/recipe.log" 2>&1
+  --data "$DATA" --channel awgn --val 1000 --val-every 500 ${RECIPE_ARGS:-} > "$RUN/recipe.log" 2>&1
 log "recipe rc=$?"
 if [ ! -f $RUN/zoo/registry.json ]; then
   # cut short: publish whatever stages finished, so the trip is not wasted
