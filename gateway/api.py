@@ -72,7 +72,9 @@ async def transmit(
         csi: Literal["mmse", "zf", "abs", "none"] | None = Form(None, description="receiver CSI mode (default mmse)"),
         erasure_prob: float = Form(0.0, description="probability a symbol is lost, in [0, 1)"),
         tx_snr_db: float | None = Form(None, description="SNR the encoder assumes (default: snr_db)"),
-        model: str = Form("", description="zoo model name (default: the services' SCCDM_MODEL)"),
+        model: str = Form("", description="zoo model name (default: the services' SCCDM_MODEL, or their "
+                                          "SCCDM_PHOTO_MODEL for an image whose smaller side is >= "
+                                          "SCCDM_PHOTO_MIN_SIDE); the report's `model` names the one used"),
 ):
     cfg = request.app.state.cfg
     backends = request.app.state.backends
@@ -153,4 +155,5 @@ async def models(request: Request):
     items = [json_format.MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
              for m in lst.models]
     default = next((m["name"] for m in items if m.get("is_default")), None)
-    return {"default": default, "models": items}
+    photo = next((m["name"] for m in items if m.get("is_photo_default")), None)
+    return {"default": default, "photo_default": photo, "models": items}

@@ -40,9 +40,13 @@ TRANSMIT_REPORT = {
 MODEL_LIST = {
     "title": "ModelList", "type": "object", "required": ["default", "models"],
     "properties": {"default": {"type": ["string", "null"]},
+                   # the model a request naming none gets for photo-sized images (null: off)
+                   "photo_default": {"type": ["string", "null"]},
                    "models": {"type": "array", "items": {"type": "object", "required": ["name", "has_refiner"],
                                                          "properties": {"name": STR, "has_refiner": {"type": "boolean"},
-                                                                        "loaded": {"type": "boolean"}}}}},
+                                                                        "loaded": {"type": "boolean"},
+                                                                        "is_default": {"type": "boolean"},
+                                                                        "is_photo_default": {"type": "boolean"}}}}},
 }
 
 READINESS = {

@@ -30,7 +30,7 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
 
     def __init__(self, cfg, log):
         super().__init__(cfg, log)
-        self.models = ModelStore(cfg.model, self.device)
+        self.models = ModelStore.from_config(cfg, self.device)
         self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
                                       key=lambda it: it.key, size=lambda it: it.y.shape[0], name="receiver",
                                       limit=lambda key: cfg.batch_limit(*key[2]))
@@ -105,7 +105,8 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
         self.require_ready()
         if not request.HasField("frame"):
             raise InvalidInput("frame is required: the channel's ReceivedFrame")
-        name = self.models.resolve(request.frame.info.model)
+        info = request.frame.info  # a frame with no model name: chosen from the image size as Encode chooses
+        name = self.models.resolve(info.model, info.geometry.height, info.geometry.width)
         model = await asyncio.get_running_loop().run_in_executor(None, self.models.get, name)
         item = self._item(request, name, model)
         res, stats = await self.batcher.submit(item)

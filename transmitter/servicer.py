@@ -26,7 +26,7 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
 
     def __init__(self, cfg, log):
         super().__init__(cfg, log)
-        self.models = ModelStore(cfg.model, self.device)
+        self.models = ModelStore.from_config(cfg, self.device)
         self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
                                       key=lambda it: (it.model, tuple(it.images.shape[-2:])),
                                       size=lambda it: it.images.shape[0], name="transmitter",
@@ -55,11 +55,14 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
     @rpc("Encode")
     async def Encode(self, request: pb.EncodeRequest, context) -> pb.SymbolFrame:
         self.require_ready()
-        model = self.models.resolve(request.model)
+        if request.model:  # an unknown name fails before the image is decoded
+            self.models.resolve(request.model)
         if not request.HasField("snr_db"):
             raise convert.InvalidInput("snr_db is required: the SNR in dB the encoder assumes, in [-20, 40]")
         snr = convert.check_snr(request.snr_db)
         images = convert.images_from_encode(request, self.cfg.max_pixels)
+        # no model named: the photo model (SCCDM_PHOTO_MODEL) for photo-sized images, else SCCDM_MODEL
+        model = self.models.resolve(request.model, *images.shape[-2:])
         # the first request of an unloaded model loads it here, off the event loop
         m = await _in_thread(self.models.get, model)
         (symbols, latent_shape), stats = await self.batcher.submit(_Item(model, images, snr))

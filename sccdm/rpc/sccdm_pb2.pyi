@@ -178,20 +178,22 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config")
+    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     HAS_REFINER_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    IS_PHOTO_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     name: str
     loaded: bool
     has_refiner: bool
     is_default: bool
     device: str
     config: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    is_photo_default: bool
+    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ...) -> None: ...
 
 class ModelList(_message.Message):
     __slots__ = ("models",)

@@ -9,6 +9,12 @@ SCCDM_PORT                 listen port                                          
                                                                                   receiver 50053,
                                                                                   gateway 8000
 SCCDM_MODEL                default zoo model                                      sc-cdm-cpu
+SCCDM_PHOTO_MODEL          zoo model for a request that names none and sends a    sc-cdm-paper-photo
+                           photo-sized image (see SCCDM_PHOTO_MIN_SIDE); set to
+                           the empty string to turn this off
+SCCDM_PHOTO_MIN_SIDE       an image whose smaller side has at least this many     64
+                           pixels is "photo-sized" (sc-cdm-cpu is a 32x32
+                           CIFAR-10 model)
 SCCDM_DEVICE               "auto" (cuda if available, else cpu), "cpu", "cuda:0"  auto
 SCCDM_MAX_BATCH            most images per batch in transmitter / receiver        16
 SCCDM_MAX_WAIT_MS          longest wait for a batch to fill                       2
@@ -33,6 +39,8 @@ SCCDM_MAX_UPLOAD_MB        gateway: largest upload                              
 =========================  =====================================================  ==================
 
 The gateway serves its own /metrics on its HTTP port; 9100 is left to node_exporter.
+The transmitter and receiver refuse to start (configuration error, exit code 2) when
+SCCDM_MODEL or SCCDM_PHOTO_MODEL names a model the zoo does not have (:meth:`ServiceConfig.check_models`).
 """
 from __future__ import annotations
 
@@ -44,6 +52,8 @@ DEFAULT_PORTS = {"transmitter": 50051, "channel": 50052, "receiver": 50053, "gat
 DEFAULT_METRICS_PORTS = {"transmitter": 9101, "channel": 9102, "receiver": 9103}
 GRPC_SERVICE_NAMES = {"transmitter": "sccdm.v1.Transmitter", "channel": "sccdm.v1.Channel",
                       "receiver": "sccdm.v1.Receiver"}
+MODEL_SERVICES = ("transmitter", "receiver")   # the services that load zoo models
+DEFAULT_PHOTO_MODEL = "sc-cdm-paper-photo"
 
 
 class ConfigError(ValueError):
@@ -82,6 +92,8 @@ class ServiceConfig:
     host: str = "0.0.0.0"
     port: int = 0
     model: str = "sc-cdm-cpu"
+    photo_model: str = DEFAULT_PHOTO_MODEL   # "" = off
+    photo_min_side: int = 64
     device: str = "auto"
     max_batch: int = 16
     max_wait_ms: float = 2.0
@@ -112,6 +124,15 @@ class ServiceConfig:
     def grpc_service_name(self) -> str:
         return GRPC_SERVICE_NAMES.get(self.service, "")
 
+    def check_models(self, known) -> None:
+        """:class:`ConfigError` unless SCCDM_MODEL and SCCDM_PHOTO_MODEL (when on) are in ``known`` (zoo names)."""
+        known = list(known)
+        for var, name in (("SCCDM_MODEL", self.model), ("SCCDM_PHOTO_MODEL", self.photo_model)):
+            if name and name not in known:
+                off = " (or set it to the empty string to turn the photo model off)" if var == "SCCDM_PHOTO_MODEL" else ""
+                raise ConfigError(f"environment variable {var}={name!r} is not a zoo model; "
+                                  f"available models: {', '.join(known) or '(none)'}{off}")
+
     @classmethod
     def from_env(cls, service: str, env=None) -> "ServiceConfig":
         if service not in SERVICES:
@@ -122,6 +143,9 @@ class ServiceConfig:
             host=_get(env, "SCCDM_HOST", "0.0.0.0", str),
             port=_get(env, "SCCDM_PORT", DEFAULT_PORTS[service], int),
             model=_get(env, "SCCDM_MODEL", "sc-cdm-cpu", str),
+            # unlike the others, set-but-empty is a value here: the photo model off
+            photo_model=env.get("SCCDM_PHOTO_MODEL", DEFAULT_PHOTO_MODEL).strip(),
+            photo_min_side=_positive("SCCDM_PHOTO_MIN_SIDE", _get(env, "SCCDM_PHOTO_MIN_SIDE", 64, int)),
             device=_get(env, "SCCDM_DEVICE", "auto", str),
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),
             max_wait_ms=_positive("SCCDM_MAX_WAIT_MS", _get(env, "SCCDM_MAX_WAIT_MS", 2.0, float), True),

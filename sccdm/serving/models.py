@@ -1,4 +1,8 @@
-"""Zoo models of one service: the default loads at start, others on first use."""
+"""Zoo models of one service: the default loads at start, others on first use.
+
+A request that names no model gets the default (SCCDM_MODEL), or the photo model
+(SCCDM_PHOTO_MODEL) when its images are photo-sized: smaller side >= SCCDM_PHOTO_MIN_SIDE.
+"""
 from __future__ import annotations
 
 import threading
@@ -9,8 +13,9 @@ from .convert import InvalidInput
 class ModelStore:
     """Thread-safe cache of :func:`sccdm.zoo.load` results on one device."""
 
-    def __init__(self, default: str, device: str):
+    def __init__(self, default: str, device: str, photo: str = "", photo_min_side: int = 64):
         self.default, self.device = default, device
+        self.photo, self.photo_min_side = photo, photo_min_side
         self._models: dict = {}
         self._lock = threading.Lock()
 
@@ -18,9 +23,19 @@ class ModelStore:
         from .. import zoo
         return zoo.names()
 
-    def resolve(self, name: str) -> str:
-        """"" -> the default; an unknown name -> :class:`InvalidInput` listing the known ones."""
-        name = name or self.default
+    @classmethod
+    def from_config(cls, cfg, device) -> "ModelStore":
+        return cls(cfg.model, device, cfg.photo_model, cfg.photo_min_side)
+
+    def is_photo(self, height: int | None, width: int | None) -> bool:
+        """Whether an image of this size gets the photo model when a request names none."""
+        return bool(self.photo and height and width and min(height, width) >= self.photo_min_side)
+
+    def resolve(self, name: str, height: int | None = None, width: int | None = None) -> str:
+        """The model that serves a request: an explicit ``name`` always; "" -> the photo model for a
+        photo-sized image (height x width given), else the default. An unknown name ->
+        :class:`InvalidInput` listing the known ones."""
+        name = name or (self.photo if self.is_photo(height, width) else self.default)
         known = self.names()
         if name not in known:
             raise InvalidInput(f"unknown model {name!r}; available models: {', '.join(known) or '(none)'}")
@@ -49,7 +64,8 @@ class ModelStore:
             except Exception:  # noqa: BLE001 - description only
                 pass
             out.append({"name": n, "loaded": n in self._models, "has_refiner": "refiner" in e.get("parts", {}),
-                        "is_default": n == self.default, "device": str(self.device), "config": cfg})
+                        "is_default": n == self.default, "is_photo_default": bool(self.photo) and n == self.photo,
+                        "device": str(self.device), "config": cfg})
         return out
 
 
@@ -59,6 +75,7 @@ def model_list_proto(store: ModelStore):
     from .convert import dict_to_struct
 
     return pb.ModelList(models=[pb.ModelInfo(name=i["name"], loaded=i["loaded"], has_refiner=i["has_refiner"],
-                                             is_default=i["is_default"], device=i["device"],
+                                             is_default=i["is_default"], is_photo_default=i["is_photo_default"],
+                                             device=i["device"],
                                              config=dict_to_struct(i["config"]))
                                 for i in store.infos()])

@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import metrics
-from .config import ConfigError, ServiceConfig, resolve_device
+from .config import MODEL_SERVICES, ConfigError, ServiceConfig, resolve_device
 from .convert import InvalidInput
 from .logs import fields, setup_logging
 from .tls import TLSFiles
@@ -148,6 +148,9 @@ def run(service: str, make_service, add_to_server) -> int:
     """Entry point of ``python -m <service>``: read env, serve until SIGTERM/SIGINT. Returns the exit code."""
     try:
         cfg = ServiceConfig.from_env(service)
+        if service in MODEL_SERVICES:
+            from .. import zoo
+            cfg.check_models(zoo.names())
         tls = TLSFiles.from_env()
     except ConfigError as e:
         print(f"{service}: configuration error: {e}", flush=True)
@@ -187,7 +190,8 @@ async def _serve(cfg: ServiceConfig, log, make_service, add_to_server, tls: TLSF
     except OSError as e:
         log.warning("metrics port unavailable; metrics off", extra=fields(port=cfg.metrics_port, error=str(e)))
     log.info("listening", extra=fields(addr=f"{cfg.host}:{port}", metrics_port=cfg.metrics_port,
-                                       device=svc.device, model=cfg.model,
+                                       device=svc.device, model=cfg.model, photo_model=cfg.photo_model,
+                                       photo_min_side=cfg.photo_min_side,
                                        tls=("mutual" if tls.ca else "server") if tls and tls.server_enabled else "off",
                                        max_batch=cfg.max_batch,
                                        max_wait_ms=cfg.max_wait_ms, max_message_mb=cfg.max_message_mb))
