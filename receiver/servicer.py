@@ -20,9 +20,14 @@ from .decode import RxItem, run_batch
 InvalidInput = convert.InvalidInput
 
 
-def expected_latent_shape(model, h: int, w: int) -> tuple | None:
+def expected_latent_shape(model, h: int, w: int, channels: int | None = None) -> tuple | None:
+    """(C, h, w) the model sends for an h x w image; channels: a rate-adaptive model's prefix, if it has that rate."""
     fn = getattr(model.cfg, "latent_shape", None)
-    return tuple(fn(h, w)) if fn else None
+    if fn is None:
+        return None
+    if channels is not None and channels in getattr(model.cfg, "rates", ()):
+        return tuple(fn(h, w, channels))
+    return tuple(fn(h, w))
 
 
 class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
@@ -70,7 +75,7 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
             raise InvalidInput(f"frame.info.geometry must give the image size, got {hh}x{ww}")
         if hh * ww > self.cfg.max_pixels:
             raise InvalidInput(f"image is {ww}x{hh} pixels; the limit is {self.cfg.max_pixels} (SCCDM_MAX_PIXELS)")
-        want = expected_latent_shape(model, hh, ww)
+        want = expected_latent_shape(model, hh, ww, latent[0])
         if want is not None and want != latent:
             raise InvalidInput(f"latent shape {list(latent)} does not fit a {hh}x{ww} image for model "
                                f"{model_name!r} (expects {list(want)})")

@@ -51,6 +51,9 @@ def holdout_metrics(stage: str, model: torch.nn.Module, images: torch.Tensor, ch
             with torch.autocast(dev.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 if stage in ("codec", "deepjscc"):
                     row = {"val_psnr_db": _psnr(transmit_train(model, x, s, cfg, gen), x)}
+                    # a rate-adaptive codec: every smaller rate too (val_psnr_db stays the full rate's)
+                    for c in getattr(model.cfg, "rates", ())[:-1]:
+                        row[f"val_psnr_c{c}_db"] = _psnr(transmit_train(model, x, s, cfg, gen, channels=c), x)
                 else:
                     s_hat = transmit_train(codec, x, s, cfg, gen).float().clamp(0, 1)
                     if stage == "refine1":

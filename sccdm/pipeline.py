@@ -33,8 +33,9 @@ class SCCDM(nn.Module):
     def cfg(self):
         return self.codec.cfg
 
-    def encode(self, image: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        return self.codec.encode(image, snr_db)
+    def encode(self, image: torch.Tensor, snr_db: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+        """channels: latent channels to send, for a rate-adaptive codec (``cfg.rates``); default all."""
+        return _encode(self.codec, image, snr_db, channels)
 
     def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size=None) -> torch.Tensor:
         return self.codec.decode(latent, snr_db, size)
@@ -65,6 +66,14 @@ class Frame:
     snr_db: torch.Tensor
 
 
+def _encode(model: nn.Module, images: torch.Tensor, snr: torch.Tensor, channels: int | None) -> torch.Tensor:
+    if channels is None or channels == model.cfg.channels:
+        return model.encode(images, snr)
+    if not getattr(model.cfg, "rates", ()):
+        raise ValueError(f"this codec is not rate-adaptive: it always sends {model.cfg.channels} latent channels")
+    return model.encode(images, snr, channels)
+
+
 def as_snr(snr_db, batch: int, device) -> torch.Tensor:
     """A scalar or a per-image sequence -> float32 [B]."""
     t = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
@@ -72,10 +81,11 @@ def as_snr(snr_db, batch: int, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode(model: nn.Module, images: torch.Tensor, snr_db, power: float = 1.0) -> Frame:
-    """images: float [B, 3, H, W] in [0, 1]; snr_db: float or float [B]."""
+def encode(model: nn.Module, images: torch.Tensor, snr_db, power: float = 1.0, channels: int | None = None) -> Frame:
+    """images: float [B, 3, H, W] in [0, 1]; snr_db: float or float [B]; channels: latent channels
+    sent by a rate-adaptive codec (default all): k = channels * h * w / 2."""
     snr = as_snr(snr_db, images.shape[0], images.device)
-    latent = model.encode(images, snr)
+    latent = _encode(model, images, snr, channels)
     return Frame(latent_to_symbols(latent, power), tuple(latent.shape[1:]), tuple(images.shape[-2:]), snr)
 
 
@@ -96,13 +106,13 @@ def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_
 
 
 def transmit_train(model: nn.Module, images: torch.Tensor, snr_db: torch.Tensor, channel: ChannelConfig,
-                   generator: torch.Generator | None) -> torch.Tensor:
+                   generator: torch.Generator | None, channels: int | None = None) -> torch.Tensor:
     """Differentiable link for training: returns the decoder output float [B, 3, H, W].
 
     The noise is drawn with plain torch ops (``noise="torch"``): same statistics as the
     Sionna block the services use, no Sionna needed on a training machine.
     """
-    latent = model.encode(images, snr_db)
+    latent = _encode(model, images, snr_db, channels)
     z = latent_to_symbols(latent)
     out = apply_channel(z, channel, generator, snr_db=snr_db, noise="torch")
     z_hat, eff = equalize(out.y, out.h, out.noise_var, channel.csi if channel.kind != "awgn" else "none", out.mask)
@@ -112,15 +122,16 @@ def transmit_train(model: nn.Module, images: torch.Tensor, snr_db: torch.Tensor,
 @torch.no_grad()
 def simulate(model: nn.Module, images: torch.Tensor, channel: ChannelConfig, generator: torch.Generator | None = None,
              tx_snr_db=None, refine: bool = False, refine_generator: torch.Generator | None = None,
-             tile_pixels: int | None = None) -> dict:
+             tile_pixels: int | None = None, channels: int | None = None) -> dict:
     """Run the whole link in process.
 
     tx_snr_db: the SNR the encoder assumes (default: the channel's, i.e. no mismatch).
     tile_pixels: the receiver's tiling threshold (see :func:`decode`).
+    channels: latent channels a rate-adaptive codec sends (see :func:`encode`).
     Returns a dict: ``frame`` (:class:`Frame`), ``rx`` (:class:`ChannelOutput`),
     ``eff_snr_db`` float [B], ``s_hat`` and ``x_hat`` float [B, 3, H, W].
     """
-    frame = encode(model, images, channel.snr_db if tx_snr_db is None else tx_snr_db)
+    frame = encode(model, images, channel.snr_db if tx_snr_db is None else tx_snr_db, channels=channels)
     rx: ChannelOutput = apply_channel(frame.symbols, channel, generator)
     csi = channel.csi if channel.kind != "awgn" else "none"
     z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, csi, rx.mask)

@@ -6,12 +6,16 @@ so that ``(1/k) * sum |z|^2 = P`` (P = 1 by default). CBR = k / (H * W * 3).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
     "power_normalize", "latent_to_symbols", "symbols_to_latent",
     "num_symbols", "cbr", "measured_power", "LatentGeometry",
 ]
+
+NOMINAL_SIDE = 1024  # a side every codec here tiles without padding
 
 
 def power_normalize(z: torch.Tensor, power: float = 1.0, eps: float = 1e-12) -> torch.Tensor:
@@ -78,3 +82,19 @@ class LatentGeometry:
     def cbr(self, height: int, width: int) -> float:
         """k / (H * W * 3) for one H x W image (padding included in k)."""
         return cbr(self.num_symbols(height, width), height, width)
+
+    def nominal_cbr(self, channels: int | None = None) -> float:
+        """The CBR of an image that needs no padding, sending ``channels`` latent channels (default all)."""
+        c, h, w = self.latent_shape(NOMINAL_SIDE, NOMINAL_SIDE)
+        return (channels or c) * h * w / 2 / (3 * NOMINAL_SIDE ** 2)
+
+    def channels_for_cbr(self, cbr_wanted: float) -> int:
+        """The latent channel count (one of ``rates`` if the codec has them) whose nominal CBR is nearest
+        to ``cbr_wanted`` on a log scale. ValueError for a fixed-rate codec and another CBR (> 10 % off)."""
+        full = self.latent_shape(NOMINAL_SIDE, NOMINAL_SIDE)[0]
+        options = tuple(getattr(self, "rates", ()) or (full,))
+        best = min(options, key=lambda c: abs(math.log(self.nominal_cbr(c) / cbr_wanted)))
+        if len(options) == 1 and abs(math.log(self.nominal_cbr(best) / cbr_wanted)) > math.log(1.1):
+            raise ValueError(f"this codec sends only CBR {self.nominal_cbr(best):.4g} "
+                             f"(1/{1 / self.nominal_cbr(best):.0f})")
+        return best

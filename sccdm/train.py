@@ -24,6 +24,7 @@ stages on one time budget (:mod:`sccdm.recipe`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from .channels import ChannelConfig
 from .models.deepjscc import DEEPJSCC_PRESETS, DeepJSCC
 from .models.refine import REFINER_PRESETS, Refiner
-from .models.swin import SWIN_PRESETS, SwinJSCC
+from .models.swin import SWIN_PRESETS, SwinJSCC, adapt_state_dict
 from .pipeline import transmit_train
 from .schedule import Plan
 from . import weights
@@ -73,6 +74,9 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 (cpu preset) / 1e-4 (paper)")
     p.add_argument("--warmup", type=float, default=None, help="warm-up as a fraction of the plan")
+    p.add_argument("--rates", default=None,
+                   help="codec: rate-adaptive, comma list of latent channel counts it may send (e.g. 8,16,32: "
+                        "CBR 1/48, 1/24, 1/12); each batch trains one, drawn uniformly")
     p.add_argument("--snr-min", type=float, default=1.0)
     p.add_argument("--snr-max", type=float, default=13.0)
     p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
@@ -120,10 +124,15 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     if preset not in table:
         raise SystemExit(f"stage {stage} has no preset {preset!r}; it has {sorted(table)}")
     cfg = table[preset]
+    if getattr(args, "rates", None):
+        if stage != "codec":
+            raise SystemExit("--rates is for the codec stage (refine stages follow their codec's rates)")
+        cfg = dataclasses.replace(cfg, rates=tuple(int(r) for r in args.rates.split(",")))
     if stage in ("codec", "deepjscc"):
         model = SwinJSCC(cfg) if stage == "codec" else DeepJSCC(cfg)
-        if args.init:  # fine-tune exported weights (e.g. on one channel) on a new plan
-            model.load_state_dict(weights.load_model_dir(args.init).state_dict())
+        if args.init:  # fine-tune exported weights (e.g. on one channel, or made rate-adaptive) on a new plan
+            state = weights.load_model_dir(args.init).state_dict()
+            model.load_state_dict(adapt_state_dict(model, state) if stage == "codec" else state)
         kind = "swin" if stage == "codec" else "deepjscc"
         return model, {"kind": kind, "preset": preset, **cfg.to_dict()}, None
     if not args.codec:
@@ -163,8 +172,8 @@ class _Link(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x, snr, chan, gen):
-        return transmit_train(self.model, x, snr, chan, gen)
+    def forward(self, x, snr, chan, gen, channels=None):
+        return transmit_train(self.model, x, snr, chan, gen, channels=channels)
 
 
 def _fmt_eta(s: float) -> str:
@@ -271,9 +280,9 @@ class _Trainer:
         chan = _channel_for_batch(self.gen, self.share)
         with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
             if args.stage in ("codec", "deepjscc"):
-                return F.mse_loss(self.fwd(x, snr, chan, self.gen).float(), x)
+                return F.mse_loss(self.fwd(x, snr, chan, self.gen, self._draw_rate(self.model)).float(), x)
             with torch.no_grad():
-                s_hat = transmit_train(self.codec, x, snr, chan, self.gen).float()
+                s_hat = transmit_train(self.codec, x, snr, chan, self.gen, channels=self._draw_rate(self.codec)).float()
             if args.stage == "refine1":
                 o = self.refine_fwd(x, s_hat)
                 return F.l1_loss(o["x_hat"].float(), x)
@@ -284,6 +293,13 @@ class _Trainer:
             if co:  # commitment: the teacher may only say what the student side can learn to say
                 loss = loss + args.commit * F.l1_loss(z0, z_hat.detach())
             return loss + F.l1_loss(o["x_teacher"].float(), x) if "x_teacher" in o else loss
+
+    def _draw_rate(self, codec) -> int | None:
+        """A rate-adaptive codec trains every rate: one drawn per batch (None: fixed rate)."""
+        rates = getattr(codec.cfg, "rates", ())
+        if not rates:
+            return None
+        return rates[int(torch.randint(len(rates), (1,), generator=self.gen, device=self.device))]
 
     def step(self) -> float:
         self.model.train()
@@ -362,6 +378,7 @@ def run(args) -> Path:
                 rec.update(_validate(tr, val_images))
             log(rec)
             val = f" val {rec['val_psnr_db']:.2f} dB" if "val_psnr_db" in rec else ""
+            val += "".join(f" c{k[10:-3]} {v:.2f}" for k, v in rec.items() if k.startswith("val_psnr_c"))
             print(f"[{args.stage}] step {n} ({100 * rec['progress']:.1f} %) ep {rec['epoch']:.2f} loss {loss:.5f}"
                   f" lr {rec['lr']:.2e} {rec['img_per_s']:.0f} img/s{val} eta {_fmt_eta(rec['eta_s'])}", flush=True)
             run_loss, run_n = torch.zeros((), device=tr.device), 0

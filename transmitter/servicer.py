@@ -1,6 +1,7 @@
 """sccdm.v1.Transmitter: Encode images into symbols with :func:`sccdm.pipeline.encode`, dynamically batched."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ class _Item:
     model: str
     images: torch.Tensor   # float32 [B, 3, H, W] in [0, 1], CPU
     snr_db: float          # the SNR the encoder assumes, for every image of the request
+    channels: int | None = None  # latent channels sent (rate-adaptive models); None: all
 
 
 class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
@@ -28,7 +30,7 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         super().__init__(cfg, log)
         self.models = ModelStore.from_config(cfg, self.device)
         self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
-                                      key=lambda it: (it.model, tuple(it.images.shape[-2:])),
+                                      key=lambda it: (it.model, tuple(it.images.shape[-2:]), it.channels),
                                       size=lambda it: it.images.shape[0], name="transmitter",
                                       limit=lambda key: cfg.batch_limit(*key[1]))
 
@@ -43,7 +45,7 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         # a lone request passes the scalar SNR exactly as sccdm.pipeline.simulate does
         snr = items[0].snr_db if len(items) == 1 else torch.cat(
             [torch.full((it.images.shape[0],), it.snr_db, dtype=torch.float32) for it in items]).to(self.device)
-        frame = pipeline.encode(model, images, snr)
+        frame = pipeline.encode(model, images, snr, channels=items[0].channels)
         out, i = [], 0
         symbols = frame.symbols.cpu()
         for it in items:
@@ -65,7 +67,8 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         model = self.models.resolve(request.model, *images.shape[-2:])
         # the first request of an unloaded model loads it here, off the event loop
         m = await _in_thread(self.models.get, model)
-        (symbols, latent_shape), stats = await self.batcher.submit(_Item(model, images, snr))
+        channels = _channels_for(m, request)
+        (symbols, latent_shape), stats = await self.batcher.submit(_Item(model, images, snr, channels))
         h, w = images.shape[-2:]
         mult = getattr(m.cfg, "pad_multiple", 1)
         padded = (h + (-h) % mult, w + (-w) % mult)
@@ -84,6 +87,21 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
 
     async def close(self):
         await self.batcher.close()
+
+
+def _channels_for(model, request: pb.EncodeRequest) -> int | None:
+    """The latent channels to send for the request's ``cbr`` (None: the model's full rate)."""
+    if not request.HasField("cbr"):
+        return None
+    cbr = request.cbr
+    if not (math.isfinite(cbr) and 0 < cbr <= 1):
+        raise convert.InvalidInput(f"cbr must be in (0, 1] (channel uses per real pixel value), got {cbr}")
+    try:
+        c = model.cfg.channels_for_cbr(cbr)
+    except ValueError as e:
+        raise convert.InvalidInput(f"model {model.name!r}: {e}; rate-adaptive models take cbr "
+                                   f"1/48, 1/24, 1/12 (see ListModels: config.rates)") from None
+    return None if c == model.cfg.channels else c
 
 
 async def _in_thread(fn, *args):

@@ -86,15 +86,46 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
 
 
 class SNREmbedding(nn.Module):
-    """SNR (dB) -> embedding [B, E] (WITT ModNet-style MLP: 1 -> E -> E, ReLU)."""
+    """SNR (dB) [+ rate] -> embedding [B, E] (WITT ModNet-style MLP: 1 (2) -> E -> E, ReLU).
 
-    def __init__(self, dim: int):
+    rate: a rate-adaptive codec also feeds the share of latent channels sent, float [B] in (0, 1].
+    """
+
+    def __init__(self, dim: int, rate: bool = False):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(1, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(),
+        self.rate = rate
+        self.net = nn.Sequential(nn.Linear(2 if rate else 1, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(),
                                  nn.Linear(dim, dim))
 
-    def forward(self, snr_db: torch.Tensor) -> torch.Tensor:
-        return self.net(snr_features(snr_db))
+    def forward(self, snr_db: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        f = snr_features(snr_db)
+        if self.rate:
+            r = torch.ones_like(f) if rate is None else rate.to(f).reshape(-1, 1).expand_as(f)
+            f = torch.cat([f, r], dim=1)
+        return self.net(f)
+
+
+def _check_channels(cfg, channels: int | None) -> int:
+    c = cfg.channels if channels is None else int(channels)
+    if c != cfg.channels and c not in cfg.rates:
+        raise ValueError(f"this codec sends {list(cfg.rates) or [cfg.channels]} latent channels, not {c}")
+    return c
+
+
+def _rate(c: int, cfg, like: torch.Tensor) -> torch.Tensor:
+    return torch.full((like.shape[0],), c / cfg.channels, device=like.device)
+
+
+def adapt_state_dict(model: nn.Module, state: dict) -> dict:
+    """A fixed-rate codec's weights for its rate-adaptive twin: the embeddings' new rate input
+    starts at zero, so at full rate the twin computes what the original did."""
+    own = model.state_dict()
+    out = dict(state)
+    for k, v in state.items():
+        if k in own and own[k].dim() == 2 and v.dim() == 2 and own[k].shape[0] == v.shape[0] \
+                and own[k].shape[1] == v.shape[1] + 1:
+            out[k] = torch.cat([v, torch.zeros_like(v[:, :1])], dim=1)
+    return out
 
 
 # --------------------------------------------------------------------------- blocks
@@ -209,6 +240,9 @@ class SwinJSCCConfig(LatentGeometry):
     patch: patch size of the embedding; dims / depths / heads: per stage (two
     stages, one patch merging between them); window: attention window in tokens;
     channels: C, latent channels at H/8 x W/8; snr_dim: width of the SNR embedding.
+    rates: rate adaptation (SwinJSCC-style): the numbers of latent channels the codec may send,
+    ascending, the last = ``channels``; the encoder sends a prefix of its channels, the decoder
+    zero-fills the rest; both are told the share sent. Empty: fixed rate.
     """
 
     patch: int = 4
@@ -219,6 +253,13 @@ class SwinJSCCConfig(LatentGeometry):
     channels: int = 32
     snr_dim: int = 64
     mlp_ratio: float = 4.0
+    rates: tuple = ()
+
+    def __post_init__(self):
+        if self.rates and (list(self.rates) != sorted(set(self.rates)) or self.rates[-1] != self.channels
+                           or self.rates[0] < 2 or any(r % 2 for r in self.rates)):
+            raise ValueError(f"rates must be ascending even channel counts ending at channels={self.channels}, "
+                             f"got {self.rates}")
 
     @property
     def downscale(self) -> int:
@@ -228,11 +269,11 @@ class SwinJSCCConfig(LatentGeometry):
     def pad_multiple(self) -> int:
         return self.downscale * self.window
 
-    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
-        """(C, h, w) of the latent for an H x W image, after padding."""
+    def latent_shape(self, height: int, width: int, channels: int | None = None) -> tuple[int, int, int]:
+        """(C, h, w) of the latent sent for an H x W image, after padding (C: ``channels`` if given)."""
         m = self.pad_multiple
         hp, wp = height + (-height) % m, width + (-width) % m
-        return (self.channels, hp // self.downscale, wp // self.downscale)
+        return (channels or self.channels, hp // self.downscale, wp // self.downscale)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -252,7 +293,7 @@ class SwinJSCCEncoder(nn.Module):
         d0 = cfg.dims[0]
         self.embed = nn.Conv2d(3, d0, cfg.patch, stride=cfg.patch)
         self.embed_norm = nn.LayerNorm(d0)
-        self.snr_embed = SNREmbedding(cfg.snr_dim)
+        self.snr_embed = SNREmbedding(cfg.snr_dim, rate=bool(cfg.rates))
         self.stages = nn.ModuleList()
         self.merges = nn.ModuleList()
         for i, (d, n, hd) in enumerate(zip(cfg.dims, cfg.depths, cfg.heads)):
@@ -263,16 +304,18 @@ class SwinJSCCEncoder(nn.Module):
         self.head = nn.Linear(cfg.dims[-1], cfg.channels)
         self.mask = nn.Linear(cfg.snr_dim, cfg.channels)
 
-    def forward(self, image: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, snr_db: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+        """channels: how many latent channels to send (one of ``cfg.rates``; default all)."""
+        c = _check_channels(self.cfg, channels)
         x, _ = pad_to_multiple(image, self.cfg.pad_multiple)
-        emb = self.snr_embed(snr_db)
+        emb = self.snr_embed(snr_db, _rate(c, self.cfg, snr_db))
         x = self.embed_norm(self.embed(x * 2 - 1).permute(0, 2, 3, 1))
         for i, stage in enumerate(self.stages):
             if i > 0:
                 x = self.merges[i - 1](x)
             x = stage(x, emb)
         x = self.head(self.head_norm(x)) * torch.sigmoid(self.mask(emb))[:, None, None, :] * 2
-        return x.permute(0, 3, 1, 2).contiguous()
+        return x[..., :c].permute(0, 3, 1, 2).contiguous()
 
 
 class SwinJSCCDecoder(nn.Module):
@@ -283,7 +326,7 @@ class SwinJSCCDecoder(nn.Module):
         self.cfg = cfg
         dims = list(cfg.dims)[::-1]
         depths, heads = list(cfg.depths)[::-1], list(cfg.heads)[::-1]
-        self.snr_embed = SNREmbedding(cfg.snr_dim)
+        self.snr_embed = SNREmbedding(cfg.snr_dim, rate=bool(cfg.rates))
         self.mask = nn.Linear(cfg.snr_dim, cfg.channels)
         self.head = nn.Linear(cfg.channels, dims[0])
         self.stages = nn.ModuleList()
@@ -296,7 +339,11 @@ class SwinJSCCDecoder(nn.Module):
         self.out = nn.Linear(dims[-1], 3 * cfg.patch ** 2)
 
     def forward(self, latent: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        emb = self.snr_embed(snr_db)
+        """latent: [B, c, h, w] with c one of ``cfg.rates`` (the channels not sent are zero-filled)."""
+        c = _check_channels(self.cfg, latent.shape[1])
+        if c < self.cfg.channels:
+            latent = F.pad(latent, (0, 0, 0, 0, 0, self.cfg.channels - c))
+        emb = self.snr_embed(snr_db, _rate(c, self.cfg, snr_db))
         x = latent.permute(0, 2, 3, 1) * torch.sigmoid(self.mask(emb))[:, None, None, :] * 2
         x = self.head(x)
         for i, stage in enumerate(self.stages):
@@ -316,8 +363,8 @@ class SwinJSCC(nn.Module):
         self.encoder = SwinJSCCEncoder(cfg)
         self.decoder = SwinJSCCDecoder(cfg)
 
-    def encode(self, image: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        return self.encoder(image, snr_db)
+    def encode(self, image: torch.Tensor, snr_db: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+        return self.encoder(image, snr_db, channels)
 
     def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         out = self.decoder(latent, snr_db)

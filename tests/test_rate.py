@@ -1,0 +1,73 @@
+"""Rate adaptation: a Swin codec that sends a prefix of its latent channels (SwinJSCC-style)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from sccdm import zoo
+from sccdm.channels import ChannelConfig
+from sccdm.models.swin import SwinJSCC, SwinJSCCConfig, adapt_state_dict
+from sccdm.pipeline import SCCDM, encode, simulate
+
+
+@pytest.fixture(scope="module")
+def fixed_and_adaptive():
+    fixed = zoo.load("sc-cdm-cpu").codec
+    cfg = dataclasses.replace(fixed.cfg, rates=(8, 16, 32))
+    adaptive = SwinJSCC(cfg)
+    adaptive.load_state_dict(adapt_state_dict(adaptive, fixed.state_dict()))
+    return fixed, adaptive.eval()
+
+
+@pytest.mark.parametrize("rates", [(8, 16), (16, 8, 32), (7, 32), (0, 32)])
+def test_bad_rates_are_refused(rates):
+    with pytest.raises(ValueError, match="rates"):
+        SwinJSCCConfig(channels=32, rates=rates)
+
+
+def test_adapted_weights_compute_the_fixed_codec_at_full_rate(fixed_and_adaptive):
+    # the rate input starts at zero weight: converting a trained codec loses nothing
+    fixed, adaptive = fixed_and_adaptive
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    snr = torch.tensor([3.0, 12.0])
+    with torch.no_grad():
+        a = fixed.decode(fixed.encode(x, snr), snr)
+        b = adaptive.decode(adaptive.encode(x, snr), snr)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (100, 75)])
+def test_a_prefix_of_the_latent_is_sent_and_counted_exactly(fixed_and_adaptive, size):
+    _, adaptive = fixed_and_adaptive
+    x = torch.rand(1, 3, *size)
+    full = encode(adaptive, x, 10.0)
+    for c in (8, 16):
+        f = encode(adaptive, x, 10.0, channels=c)
+        assert f.latent_shape == (c,) + full.latent_shape[1:]
+        assert f.symbols.shape[1] == adaptive.cfg.num_symbols(*size) * c // 32
+        # power-normalised over what is sent
+        assert float(f.symbols.abs().pow(2).mean()) == pytest.approx(1.0, rel=1e-4)
+    assert adaptive.cfg.nominal_cbr(8) == pytest.approx(1 / 48)
+    assert [adaptive.cfg.channels_for_cbr(c) for c in (1 / 48, 1 / 30, 1 / 24, 1 / 12, 0.5)] == [8, 16, 16, 32, 32]
+
+
+def test_fixed_rate_codecs_refuse_other_rates(fixed_and_adaptive):
+    fixed, _ = fixed_and_adaptive
+    assert fixed.cfg.channels_for_cbr(1 / 12) == 32
+    with pytest.raises(ValueError, match="only CBR"):
+        fixed.cfg.channels_for_cbr(1 / 24)
+    with pytest.raises(ValueError, match="not rate-adaptive"):
+        encode(fixed, torch.rand(1, 3, 32, 32), 10.0, channels=16)
+    with pytest.raises(ValueError, match="latent channels"):
+        encode(fixed_and_adaptive[1], torch.rand(1, 3, 32, 32), 10.0, channels=12)
+
+
+def test_simulate_decodes_a_prefix(fixed_and_adaptive):
+    _, adaptive = fixed_and_adaptive
+    model = SCCDM(adaptive, None, name="adaptive")
+    x = torch.rand(1, 3, 64, 64)
+    out = simulate(model, x, ChannelConfig(kind="awgn", snr_db=10.0).validate(), torch.Generator().manual_seed(0),
+                   channels=8)
+    assert out["x_hat"].shape == x.shape and out["frame"].symbols.shape[1] == 64 * 64 * 3 // 48
