@@ -6,7 +6,11 @@ const $ = (id) => document.getElementById(id);
 const SWEEP_SNRS = [0, 3, 6, 9, 12, 15];
 const COLORS = { "SC-CDM": "#1f4e79", "NSF": "#e07b00", "DeepJSCC": "#2a9d3f" };
 
-const state = { blob: null, name: "", origUrl: null, inflight: null, busy: false, timer: null, lastReport: null };
+const CROP = 64;      // side of the crop window, image pixels
+const CROP_MAG = 4;   // the crop view's magnification
+
+const state = { blob: null, name: "", origUrl: null, inflight: null, busy: false, timer: null, lastReport: null,
+                zoom: 1, crop: null, viewGen: 0, cropFrame: 0 };
 
 function token() { return $("token").value.trim(); }
 function headers() { const t = token(); return t ? { Authorization: "Bearer " + t } : {}; }
@@ -98,6 +102,9 @@ function render(rep) {
   const shat = rep.s_hat || { image: rep.image, psnr_db: rep.psnr_db, ssim: rep.ssim };
   $("img-shat").src = png(shat.image);
   dl($("m-shat"), [["PSNR", fmt(shat.psnr_db, 2) + " dB"], ["SSIM", fmt(shat.ssim, 4)]]);
+  $("fig-refined").classList.toggle("off", !rep.refine);
+  $("err-of").disabled = !rep.s_hat;
+  if (!rep.s_hat) $("err-of").value = "final";
   if (rep.refine) {
     $("img-refined").src = png(rep.image);
     $("img-refined").alt = "refined output";
@@ -108,6 +115,7 @@ function render(rep) {
     $("img-refined").alt = "refinement off";
     dl($("m-refined"), [["refinement", "off"]]);
   }
+  updateView();
   drawConstellation($("constellation"), rep.received_symbols || []);
   renderTimings(rep.timings_ms || {});
   const c = rep.channel;
@@ -242,6 +250,261 @@ async function sweep() {
   }
 }
 
+// ---- full-size view: zoom, synchronised crop window, error map ------------------------------------------
+
+function natural(el) {
+  return el.tagName === "IMG" ? [el.naturalWidth, el.naturalHeight] : [el.width, el.height];
+}
+function hasPicture(el) { return el.tagName === "IMG" ? !!el.getAttribute("src") && el.naturalWidth > 0 : true; }
+function clamp(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }
+
+// the image the report calls "image": refined output, or the decoder output when refinement is off
+function finalImage() { return state.lastReport && state.lastReport.refine ? $("img-refined") : $("img-shat"); }
+function errorSource() {
+  return $("err-of").value === "shat" && !$("err-of").disabled ? $("img-shat") : finalImage();
+}
+
+// waits for the new images, then lays out zoom, error map and crop view; a newer report cancels an older one
+async function updateView() {
+  const gen = ++state.viewGen;
+  const imgs = ["img-orig", "img-shat", "img-refined"].map($).filter((i) => i.getAttribute("src"));
+  await Promise.all(imgs.map((i) => i.decode().catch(() => {})));
+  if (gen !== state.viewGen) return;
+  const [w, h] = natural(finalImage());
+  if (!state.crop || state.crop.w !== w || state.crop.h !== h) state.crop = { x: w / 2, y: h / 2, w, h };
+  drawErrorMap();
+  applyZoom();
+  drawCrops();
+  $("results").dataset.view = String(gen);
+}
+
+function visibleStages() {
+  return [...document.querySelectorAll("#results .stage")].filter((st) => st.offsetParent !== null);
+}
+
+function applyZoom() {
+  const z = state.zoom, fit = z === "fit";
+  $("results").classList.toggle("zoom-fit", fit);
+  for (const b of document.querySelectorAll(".zoom")) b.setAttribute("aria-pressed", String(b.dataset.zoom === String(z)));
+  for (const st of document.querySelectorAll("#results .stage")) {
+    const m = st.firstElementChild;
+    const [nw, nh] = natural(m);
+    if (fit || !nw) { m.style.width = fit ? "100%" : ""; m.style.height = fit ? "auto" : ""; }
+    else { m.style.width = nw * z + "px"; m.style.height = nh * z + "px"; }
+  }
+  for (const st of visibleStages()) {  // nearest neighbour when magnified, smooth when shrunk
+    const m = st.firstElementChild;
+    m.classList.toggle("pixelated", m.clientWidth > natural(m)[0]);
+  }
+  placeCropboxes();
+}
+
+function cropRect() {
+  const c = state.crop;
+  if (!c || !c.w) return null;
+  const cw = Math.min(CROP, c.w), ch = Math.min(CROP, c.h);
+  const x0 = Math.round(clamp(c.x - cw / 2, 0, c.w - cw)), y0 = Math.round(clamp(c.y - ch / 2, 0, c.h - ch));
+  return { x0, y0, cw, ch, w: c.w, h: c.h };
+}
+
+function placeCropboxes() {
+  const r = cropRect();
+  for (const box of document.querySelectorAll("#results .cropbox")) {
+    box.hidden = !r;
+    if (!r) continue;
+    // percentages of the picture: the box sits on the same pixels at any zoom
+    box.style.left = (100 * r.x0 / r.w) + "%"; box.style.top = (100 * r.y0 / r.h) + "%";
+    box.style.width = (100 * r.cw / r.w) + "%"; box.style.height = (100 * r.ch / r.h) + "%";
+  }
+}
+
+function cropSources() {
+  const rep = state.lastReport;
+  const list = [["Original (sent)", $("img-orig")], [rep && rep.refine ? "Decoder output" : "Received (decoder output)", $("img-shat")]];
+  if (rep && rep.refine) list.push(["Refined output", $("img-refined")]);
+  if ($("errmap").checked && !$("fig-err").hidden && $("err-canvas").dataset.ok === "true") list.push(["Error map", $("err-canvas")]);
+  return list.filter(([, el]) => hasPicture(el));
+}
+
+function drawCrops() {
+  const r = cropRect(), box = $("crops");
+  $("crop-panel").hidden = !r;
+  if (!r) return;
+  const srcs = cropSources();
+  while (box.children.length > srcs.length) box.lastElementChild.remove();
+  while (box.children.length < srcs.length) {
+    const f = document.createElement("figure"), cap = document.createElement("figcaption"), c = document.createElement("canvas");
+    f.append(cap, c);
+    box.append(f);
+  }
+  srcs.forEach(([label, el], i) => {
+    const f = box.children[i], c = f.querySelector("canvas");
+    f.querySelector("figcaption").textContent = label;
+    const [nw, nh] = natural(el);
+    if (c.width !== r.cw || c.height !== r.ch) { c.width = r.cw; c.height = r.ch; }
+    c.style.width = r.cw * CROP_MAG + "px";  // height follows (CSS height: auto), also when a phone narrows it
+    c.setAttribute("aria-label", `${label}: crop at ${r.x0}, ${r.y0}`);
+    c.dataset.x0 = String(r.x0); c.dataset.y0 = String(r.y0);
+    const ctx = c.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.clearRect(0, 0, r.cw, r.ch);
+    // the same window in relative terms, should a picture ever differ in size from the received one
+    ctx.drawImage(el, r.x0 * nw / r.w, r.y0 * nh / r.h, r.cw * nw / r.w, r.ch * nh / r.h, 0, 0, r.cw, r.ch);
+  });
+  $("crop-info").textContent = `${r.cw}\u00d7${r.ch} pixels at x ${r.x0}, y ${r.y0} of ${r.w}\u00d7${r.h}, shown \u00d7${CROP_MAG}`;
+  $("crop-panel").dataset.x0 = String(r.x0); $("crop-panel").dataset.y0 = String(r.y0);
+}
+
+function cropLater() {  // pointer moves come faster than frames
+  if (state.cropFrame) return;
+  state.cropFrame = requestAnimationFrame(() => { state.cropFrame = 0; placeCropboxes(); drawCrops(); });
+}
+
+function moveCropTo(stage, e) {
+  if (!state.crop) return;
+  const rect = stage.firstElementChild.getBoundingClientRect();
+  if (!rect.width || !rect.height) return;
+  state.crop.x = clamp((e.clientX - rect.left) / rect.width, 0, 1) * state.crop.w;
+  state.crop.y = clamp((e.clientY - rect.top) / rect.height, 0, 1) * state.crop.h;
+  cropLater();
+}
+
+// 0..1 -> [r, g, b]: grey, or "heat" (black, red, yellow, white)
+function colour(t, heat) {
+  if (!heat) { const v = Math.round(255 * t); return [v, v, v]; }
+  return [clamp(3 * t, 0, 1), clamp(3 * t - 1, 0, 1), clamp(3 * t - 2, 0, 1)].map((v) => Math.round(255 * v));
+}
+
+function pixelsOf(img, w, h) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(img, 0, 0, w, h);
+  return ctx.getImageData(0, 0, w, h).data;
+}
+
+function drawLegend(gain, heat) {
+  const c = $("err-legend"), ctx = c.getContext("2d"), row = ctx.createImageData(c.width, 1);
+  for (let i = 0; i < c.width; i++) {
+    const [r, g, b] = colour(i / (c.width - 1), heat);
+    row.data.set([r, g, b, 255], 4 * i);
+  }
+  ctx.putImageData(row, 0, 0);
+  const sat = 255 / gain, satText = (Number.isInteger(sat) ? String(sat) : sat.toFixed(1)) + "/255";
+  $("err-legend-max").textContent = (gain > 1 ? "\u2265 " : "") + satText;
+  $("err-legend-text").textContent = `pixel = ${gain} \u00d7 mean over R, G, B of |received \u2212 sent| ` +
+    `(8-bit values): black means no error, white an error of ${gain > 1 ? "at least " : ""}${satText}`;
+}
+
+// |received - sent| per pixel, from the two pictures the page already shows (canvas, no server round trip)
+function drawErrorMap() {
+  const rep = state.lastReport, on = $("errmap").checked && !!rep;
+  const fig = $("fig-err"), cv = $("err-canvas");
+  fig.hidden = !on;
+  cv.dataset.ok = "false";
+  if (!on) return;
+  const sent = $("img-orig"), rx = errorSource();
+  const [w, h] = natural(rx), [sw, sh] = natural(sent);
+  const gain = Number($("err-gain").value) || 4, heat = $("err-colors").value === "heat";
+  const shat = rx === $("img-shat") && rep.refine;
+  $("err-caption").textContent = `Error map: |${shat ? "decoder output" : "received"} \u2212 sent| \u00d7${gain}`;
+  drawLegend(gain, heat);
+  if (!w || !sw || sw !== w || sh !== h) {
+    cv.width = 1; cv.height = 1;
+    dl($("m-err"), [["error map", !w || !sw ? "no image yet" : `sizes differ: sent ${sw}\u00d7${sh}, received ${w}\u00d7${h}`]]);
+    return;
+  }
+  const a = pixelsOf(sent, w, h), b = pixelsOf(rx, w, h);
+  cv.width = w; cv.height = h;
+  const ctx = cv.getContext("2d"), out = ctx.createImageData(w, h), o = out.data;
+  const lut = [];
+  for (let v = 0; v < 256; v++) lut.push(colour(v / 255, heat));
+  let sum = 0, sq = 0, max = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    const dr = Math.abs(a[i] - b[i]), dg = Math.abs(a[i + 1] - b[i + 1]), db = Math.abs(a[i + 2] - b[i + 2]);
+    const e = (dr + dg + db) / 3;
+    sum += e; sq += dr * dr + dg * dg + db * db; max = Math.max(max, dr, dg, db);
+    const [r, g, bl] = lut[Math.min(255, Math.round(e * gain))];
+    o[i] = r; o[i + 1] = g; o[i + 2] = bl; o[i + 3] = 255;
+  }
+  ctx.putImageData(out, 0, 0);
+  cv.dataset.ok = "true";
+  const mse = sq / (3 * w * h), reported = shat ? rep.s_hat.psnr_db : rep.psnr_db;
+  dl($("m-err"), [["PSNR (report)", fmt(reported, 2) + " dB"],
+                  ["PSNR (8-bit, page)", mse > 0 ? fmt(10 * Math.log10(255 * 255 / mse), 2) + " dB" : "\u221e"],
+                  ["mean |error|", fmt(sum / (w * h), 2) + "/255"], ["max |error|", max + "/255"]]);
+}
+
+function refreshView() { drawErrorMap(); applyZoom(); drawCrops(); }
+
+function initView() {
+  for (const b of document.querySelectorAll(".zoom")) b.addEventListener("click", () => {
+    state.zoom = b.dataset.zoom === "fit" ? "fit" : Number(b.dataset.zoom);
+    applyZoom();
+  });
+  for (const id of ["errmap", "err-gain", "err-colors", "err-of"]) $(id).addEventListener("change", refreshView);
+  for (const st of document.querySelectorAll("#results .stage")) {
+    st.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      e.preventDefault();              // no text selection or image drag
+      st.focus({ preventScroll: true });
+      st.setPointerCapture(e.pointerId);
+      moveCropTo(st, e);
+    });
+    st.addEventListener("pointermove", (e) => { if (st.hasPointerCapture(e.pointerId)) moveCropTo(st, e); });
+    st.addEventListener("keydown", (e) => {  // arrow keys move the window (shift: faster)
+      const d = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
+      if (!d || !state.crop) return;
+      e.preventDefault();
+      const r = cropRect(), step = e.shiftKey ? 32 : 4;
+      state.crop.x = clamp(r.x0 + r.cw / 2 + d[0] * step, 0, r.w);
+      state.crop.y = clamp(r.y0 + r.ch / 2 + d[1] * step, 0, r.h);
+      cropLater();
+    });
+  }
+  // scrolling one picture scrolls the others to the same place
+  const vps = [...document.querySelectorAll("#results .viewport")];
+  for (const vp of vps) vp.addEventListener("scroll", () => {
+    for (const o of vps) {
+      if (o === vp || o.offsetParent === null) continue;
+      if (Math.abs(o.scrollLeft - vp.scrollLeft) > 0.5) o.scrollLeft = vp.scrollLeft;
+      if (Math.abs(o.scrollTop - vp.scrollTop) > 0.5) o.scrollTop = vp.scrollTop;
+    }
+  }, { passive: true });
+}
+
+// ---- samples ---------------------------------------------------------------------------------------------
+
+async function pickSample(b) {
+  try {
+    const resp = await fetch(b.dataset.src);
+    if (!resp.ok) throw new Error(`cannot load the sample (HTTP ${resp.status})`);
+    document.querySelectorAll(".sample").forEach((x) => x.classList.toggle("selected", x === b));
+    $("file").value = "";
+    setImage(await resp.blob(), b.dataset.src.split("/").pop());
+    transmit();
+  } catch (e) { showError(e.message); }
+}
+
+// full-size photographs the gateway serves from scikit-image's bundled data (none if it is not installed)
+async function loadPhotos() {
+  try {
+    const resp = await fetch("/static/samples/photos.json");
+    if (!resp.ok) return;
+    const { photos } = await resp.json();
+    for (const p of photos || []) {
+      const b = document.createElement("button"), img = document.createElement("img"), cap = document.createElement("span");
+      b.type = "button"; b.className = "sample photo"; b.dataset.src = p.src; b.dataset.name = p.name;
+      b.title = `${p.title}, ${p.width}\u00d7${p.height} (full size)`;
+      img.src = p.thumb; img.alt = p.name;
+      cap.textContent = `${p.width}\u00d7${p.height}`;
+      b.append(img, cap);
+      $("samples").append(b);
+    }
+    $("samples").dataset.photos = String((photos || []).length);
+  } catch (e) { /* the small samples still work */ }
+}
+
 async function loadModels() {
   try {
     const resp = await fetch("/v1/models", { headers: headers() });
@@ -286,16 +549,10 @@ function init() {
     setImage(f, f.name);
     transmit();
   });
-  document.querySelectorAll(".sample").forEach((b) => b.addEventListener("click", async () => {
-    try {
-      const resp = await fetch(b.dataset.src);
-      if (!resp.ok) throw new Error(`cannot load the sample (HTTP ${resp.status})`);
-      document.querySelectorAll(".sample").forEach((x) => x.classList.toggle("selected", x === b));
-      $("file").value = "";
-      setImage(await resp.blob(), b.dataset.src.split("/").pop());
-      transmit();
-    } catch (e) { showError(e.message); }
-  }));
+  $("samples").addEventListener("click", (e) => {  // the bundled samples and the photographs added later
+    const b = e.target.closest(".sample");
+    if (b) pickSample(b);
+  });
   $("snr").addEventListener("input", () => { $("snr-out").textContent = $("snr").value + " dB"; });
   $("erasure").addEventListener("input", () => { $("erasure-out").textContent = Number($("erasure").value).toFixed(2); });
   $("channel").addEventListener("change", () => { $("fading").disabled = $("channel").value !== "rayleigh"; });
@@ -305,9 +562,12 @@ function init() {
   $("sweep").addEventListener("click", sweep);
   window.addEventListener("resize", () => {
     if (state.lastReport) drawConstellation($("constellation"), state.lastReport.received_symbols || []);
+    if (state.lastReport && state.zoom === "fit") applyZoom();
   });
+  initView();
   $("results").hidden = true;
   loadModels();
+  loadPhotos();
 }
 
 document.addEventListener("DOMContentLoaded", init);
