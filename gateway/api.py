@@ -75,6 +75,9 @@ async def transmit(
         model: str = Form("", description="zoo model name (default: the services' SCCDM_MODEL, or their "
                                           "SCCDM_PHOTO_MODEL for an image whose smaller side is >= "
                                           "SCCDM_PHOTO_MIN_SIDE); the report's `model` names the one used"),
+        cbr: float | None = Form(None, description="bandwidth, channel uses per real pixel value: a "
+                                                  "rate-adaptive model sends its nearest rate (1/48, 1/24, 1/12); "
+                                                  "omitted: the model's own; the report gives the k and CBR spent"),
 ):
     cfg = request.app.state.cfg
     backends = request.app.state.backends
@@ -89,7 +92,7 @@ async def transmit(
 
     frame = await backends.call("transmitter", backends.transmitter.Encode, pb.EncodeRequest(
         tensor=convert.tensor_to_proto(torch.from_numpy(img)),
-        snr_db=snr_db if tx_snr_db is None else tx_snr_db, model=model), deadline)
+        snr_db=snr_db if tx_snr_db is None else tx_snr_db, model=model, cbr=cbr), deadline)
     t_enc = time.monotonic()
     rx = await backends.call("channel", backends.channel.Transmit, pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(
         kind=ch.kind, snr_db=ch.snr_db, fading=ch.fading, block_size=ch.block_size, csi=ch.csi,

@@ -110,7 +110,12 @@ def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9
                 if scheme not in SCHEMES:
                     raise SystemExit(f"unknown scheme {scheme!r}; known: {sorted(set(LEARNED) | set(SCHEMES))}")
             per, all_uses, all_lost = {}, [], []
-            for i, x in _chunks(images, batch):
+            n_chunks = -(-len(images) // batch) if isinstance(images, torch.Tensor) else len(images)
+            for j, (i, x) in enumerate(_chunks(images, batch)):
+                if progress and n_chunks >= 8 and j and j % max(1, n_chunks // 4) == 0:  # photos: slow per image
+                    el = time.time() - t0
+                    print(f"[eval {si * len(schemes) + sj + 1}/{total}] {scheme} {snr:g} dB: {j}/{n_chunks} "
+                          f"eta {el / j * (n_chunks - j):.0f}s", file=sys.stderr, flush=True)
                 if scheme in LEARNED:
                     task, refine = LEARNED[scheme]
                     x_hat, uses, lost = _run_learned(model(names[task]), x, cfg, seed, i, tx_snr_db, refine)

@@ -39,8 +39,9 @@ function formFor(overrides = {}) {
   f.append("image", state.blob, state.name || "image.png");
   const v = {
     channel: $("channel").value, snr_db: $("snr").value, refine: $("refine").checked ? "true" : "false",
-    erasure_prob: $("erasure").value, model: $("model").value, ...overrides,
+    erasure_prob: $("erasure").value, model: $("model").value, cbr: $("cbr").value, ...overrides,
   };
+  if (v.cbr === "") delete v.cbr;  // the model's own rate
   if (v.channel === "rayleigh") v.fading = $("fading").value;
   const seed = $("seed").value.trim();
   if (seed !== "") v.seed = seed;
@@ -121,7 +122,8 @@ function render(rep) {
   const c = rep.channel;
   $("link-info").textContent = `${rep.model}; ${c.kind}${c.kind === "rayleigh" ? " (" + c.fading + ")" : ""} at ` +
     `${fmt(c.snr_db, 1)} dB, erasures ${fmt(rep.erased_fraction * 100, 1)} %; estimated SNR ${fmt(rep.est_snr_db, 1)} dB, ` +
-    `after equalisation ${fmt(rep.eff_snr_db, 1)} dB (${rep.csi_source} CSI, ${rep.csi_mode}); seed ${rep.seed}`;
+    `after equalisation ${fmt(rep.eff_snr_db, 1)} dB (${rep.csi_source} CSI, ${rep.csi_mode}); seed ${rep.seed}; ` +
+    `${rep.channel_uses} channel uses, CBR ${fmt(rep.cbr, 4)} (1/${fmt(1 / rep.cbr, 1)})`;
 }
 
 function renderTimings(t) {
@@ -515,12 +517,16 @@ async function loadModels() {
     const body = await resp.json();
     const sel = $("model");
     const keep = sel.value;
-    sel.replaceChildren(...body.models.map((m) => {
+    const auto = document.createElement("option");
+    auto.value = "";
+    auto.textContent = `auto: ${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise`;
+    sel.replaceChildren(auto, ...body.models.map((m) => {
       const o = document.createElement("option");
-      o.value = m.name; o.textContent = m.name + (m.has_refiner ? "" : " (no refiner)");
+      const rates = (m.config && m.config.rates && m.config.rates.length) ? ", rate-adaptive" : "";
+      o.value = m.name; o.textContent = m.name + (m.has_refiner ? "" : " (no refiner)") + rates;
       return o;
     }));
-    sel.value = keep && body.models.some((m) => m.name === keep) ? keep : (body.default || "");
+    sel.value = keep && body.models.some((m) => m.name === keep) ? keep : "";
     syncRefine();
     if ($("error").textContent.includes("API token")) showError("");
   } catch (e) { /* the page still works with the server default model */ }
@@ -557,7 +563,7 @@ function init() {
   $("erasure").addEventListener("input", () => { $("erasure-out").textContent = Number($("erasure").value).toFixed(2); });
   $("channel").addEventListener("change", () => { $("fading").disabled = $("channel").value !== "rayleigh"; });
   $("model").addEventListener("change", syncRefine);
-  for (const id of ["snr", "erasure", "channel", "fading", "refine", "model", "seed"]) $(id).addEventListener("change", later);
+  for (const id of ["snr", "erasure", "channel", "fading", "refine", "model", "cbr", "seed"]) $(id).addEventListener("change", later);
   $("controls").addEventListener("submit", (e) => { e.preventDefault(); transmit(); });
   $("sweep").addEventListener("click", sweep);
   window.addEventListener("resize", () => {
