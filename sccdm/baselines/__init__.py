@@ -13,17 +13,24 @@
 
 Entries: ``jpeg-ldpc`` (header-less JPEG + CRC16 + 5G LDPC rate 1/2 + QPSK, Sionna),
 ``separation`` (Pillow's codecs + capacity: a reference, not a bound for stronger codecs; transmitter without CSI) and
-``separation-csit`` (the same with the realised capacity known at the transmitter).
+``separation-csit`` (the same with the realised capacity known at the transmitter),
+``avif-ldpc`` (the practical chain: AVIF + CRC16 + 5G LDPC + 4/16/64-QAM, the MCS picked per SNR by link
+adaptation at 10 % predicted image error rate, :mod:`sccdm.baselines.practical`) and ``avif-ldpc-genie``
+(the same with the best MCS per image on the realised channel: an upper reference, not practical).
 """
 from __future__ import annotations
 
 from .ldpc_qam import JpegLdpcQam, link_budget
+from .practical import MCS_TABLE, PracticalChain
 from .separation import Separation, available_codecs
 
-__all__ = ["SCHEMES", "JpegLdpcQam", "Separation", "link_budget", "available_codecs"]
+__all__ = ["SCHEMES", "JpegLdpcQam", "Separation", "PracticalChain", "MCS_TABLE", "link_budget",
+           "available_codecs"]
 
 SCHEMES = {
     "jpeg-ldpc": JpegLdpcQam(rate=0.5, bits_per_symbol=2),
     "separation": Separation(csit=False),
     "separation-csit": Separation(csit=True),
+    "avif-ldpc": PracticalChain(mcs="adaptive"),
+    "avif-ldpc-genie": PracticalChain(mcs="best"),
 }
