@@ -519,7 +519,8 @@ async function loadModels() {
     const keep = sel.value;
     const auto = document.createElement("option");
     auto.value = "";
-    auto.textContent = `auto: ${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise`;
+    auto.textContent = "auto";
+    auto.title = `${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise`;
     sel.replaceChildren(auto, ...body.models.map((m) => {
       const o = document.createElement("option");
       const rates = (m.config && m.config.rates && m.config.rates.length) ? ", rate-adaptive" : "";
