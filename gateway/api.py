@@ -159,4 +159,5 @@ async def models(request: Request):
              for m in lst.models]
     default = next((m["name"] for m in items if m.get("is_default")), None)
     photo = next((m["name"] for m in items if m.get("is_photo_default")), None)
-    return {"default": default, "photo_default": photo, "models": items}
+    rate = next((m["name"] for m in items if m.get("is_rate_default")), None)
+    return {"default": default, "photo_default": photo, "rate_default": rate, "models": items}

@@ -42,11 +42,14 @@ MODEL_LIST = {
     "properties": {"default": {"type": ["string", "null"]},
                    # the model a request naming none gets for photo-sized images (null: off)
                    "photo_default": {"type": ["string", "null"]},
+                   # ... and when it asks for a cbr the automatic choice cannot send (null: off)
+                   "rate_default": {"type": ["string", "null"]},
                    "models": {"type": "array", "items": {"type": "object", "required": ["name", "has_refiner"],
                                                          "properties": {"name": STR, "has_refiner": {"type": "boolean"},
                                                                         "loaded": {"type": "boolean"},
                                                                         "is_default": {"type": "boolean"},
-                                                                        "is_photo_default": {"type": "boolean"}}}}},
+                                                                        "is_photo_default": {"type": "boolean"},
+                                                                        "is_rate_default": {"type": "boolean"}}}}},
 }
 
 READINESS = {

@@ -44,12 +44,29 @@ def _chunks(images, batch: int):
             yield i, x[None]
 
 
-def _run_learned(model, x, cfg, seed, i, tx_snr_db, refine):
+def _run_learned(model, x, cfg, seed, i, tx_snr_db, refine, channels=None):
     g = torch.Generator().manual_seed(seed * 100003 + i)
     rg = torch.Generator().manual_seed(seed * 100019 + i)
-    o = simulate(model, x, cfg, g, tx_snr_db=tx_snr_db, refine=refine, refine_generator=rg)
-    k = model.cfg.num_symbols(*x.shape[-2:])
+    o = simulate(model, x, cfg, g, tx_snr_db=tx_snr_db, refine=refine, refine_generator=rg, channels=channels)
+    k = _k(model, x, channels)
     return o["x_hat"].clamp(0, 1), torch.full((len(x),), k), torch.zeros(len(x), dtype=torch.bool)
+
+
+def _k(model, x, channels=None) -> int:
+    """Channel uses for one image of x's size (padding counted), sending ``channels`` latent channels."""
+    c, h, w = model.cfg.latent_shape(*x.shape[-2:])
+    return (channels or c) * h * w // 2
+
+
+def _channels(model, name: str, cbr: float | None) -> int | None:
+    """The latent channels ``name`` sends at ``cbr`` (None: all); SystemExit if it cannot send that CBR."""
+    if cbr is None:
+        return None
+    try:
+        return model.cfg.channels_for_cbr(cbr)
+    except ValueError as e:
+        raise SystemExit(f"sccdm eval: {name}: {e}; pick a rate-adaptive model (e.g. sc-cdm-paper-photo-rate) "
+                         f"or leave out --cbr") from None
 
 
 def _scores(x_hat: torch.Tensor, x: torch.Tensor, uses: torch.Tensor) -> dict:
@@ -80,13 +97,15 @@ def _row(scheme, model, cfg, per: dict, uses, lost, n, tx_snr_db, seconds) -> di
 def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9, 12, 15),
              seed: int = 0, batch: int = 250, fading: str = "block", csi: str = "mmse", erasure_prob: float = 0.0,
              tx_snr_db: float | None = None, models: dict | None = None, progress: bool = True,
-             names: dict | None = None) -> list[dict]:
+             names: dict | None = None, cbr: float | None = None) -> list[dict]:
     """images: float [N, 3, H, W] in [0, 1], or a list of float [3, H, W] of any sizes (photos, sent one
     at a time). Returns one row per (scheme, SNR); metrics are means over images (PSNR per image,
     then averaged; ``psnr_of_mean_mse_db`` is WITT's convention), ``cbr`` the mean of each image's k / (3HW).
 
     names: {"sc-cdm": zoo name, "deepjscc": zoo name}; default :func:`sccdm.zoo.default_for` of
-    the channel. models: a cache {zoo name: loaded model}, shared across calls.
+    the channel. models: a cache {zoo name: loaded model}, shared across calls. cbr: the bandwidth
+    ratio to send at (a rate-adaptive model sends the nearest of its rates; the classical schemes get
+    the same k); rows then carry ``cbr_target``.
     """
     from . import zoo
 
@@ -118,10 +137,13 @@ def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9
                           f"eta {el / j * (n_chunks - j):.0f}s", file=sys.stderr, flush=True)
                 if scheme in LEARNED:
                     task, refine = LEARNED[scheme]
-                    x_hat, uses, lost = _run_learned(model(names[task]), x, cfg, seed, i, tx_snr_db, refine)
+                    m = model(names[task])
+                    x_hat, uses, lost = _run_learned(m, x, cfg, seed, i, tx_snr_db, refine,
+                                                     _channels(m, names[task], cbr))
                 else:
                     # the learned model's k for this size, with the learned schemes' seeds: same channel draws
-                    k = model(names["sc-cdm"]).cfg.num_symbols(*x.shape[-2:])
+                    m = model(names["sc-cdm"])
+                    k = _k(m, x, _channels(m, names["sc-cdm"], cbr))
                     o = SCHEMES[scheme](x, cfg, k, seed * 100003 + i)
                     x_hat = o["x_hat"]
                     uses = torch.as_tensor(o["channel_uses"]).reshape(-1).expand(len(x))
@@ -134,6 +156,8 @@ def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9
             n = len(per["psnr"])
             rows.append(_row(scheme, names[LEARNED[scheme][0]] if scheme in LEARNED else None, cfg, per,
                              torch.cat(all_uses), torch.cat(all_lost), n, tx_snr_db, time.time() - t0))
+            if cbr is not None:
+                rows[-1]["cbr_target"] = cbr
             if progress:
                 done = si * len(schemes) + sj + 1
                 el = time.time() - t_start
@@ -142,8 +166,12 @@ def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9
     return rows
 
 
+def _label(r: dict) -> str:
+    return r["scheme"] + (f" @ 1/{1 / r['cbr_target']:.0f}" if r.get("cbr_target") else "")
+
+
 def format_table(rows: list[dict]) -> str:
-    schemes = list(dict.fromkeys(r["scheme"] for r in rows))
+    schemes = list(dict.fromkeys(_label(r) for r in rows))
     snrs = sorted({r["snr_db"] for r in rows})
     chans = list(dict.fromkeys(r["channel"] for r in rows))
     lines = []
@@ -155,12 +183,24 @@ def format_table(rows: list[dict]) -> str:
         for sc in schemes:
             cells = []
             for s in snrs:
-                r = next((r for r in rows if r["scheme"] == sc and r["snr_db"] == s and r["channel"] == ch), None)
+                r = next((r for r in rows if _label(r) == sc and r["snr_db"] == s and r["channel"] == ch), None)
                 ms = f", {r['ms_ssim']:.3f}" if r and "ms_ssim" in r else ""
                 cells.append(f"{r['psnr_db']:.2f} ({r['ssim']:.3f}{ms})" if r else "-")
             lines.append(f"| {sc} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _ratio(text: str) -> float:
+    """'1/12' or '0.0833' -> float in (0, 1]."""
+    try:
+        num, _, den = text.partition("/")
+        v = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (write 1/12 or 0.0833)") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"a CBR is in (0, 1], got {text!r}")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tx-snr", type=float, default=None, help="SNR the encoder assumes (default: the channel's)")
     p.add_argument("--model", default=None, help="zoo model for sc-cdm / nsf (default: the zoo's for the channel)")
     p.add_argument("--deepjscc", default=None, help="zoo model for deepjscc (default: the zoo's for the channel)")
+    p.add_argument("--cbr", type=_ratio, nargs="+", default=None,
+                   help="bandwidth ratios to send at, e.g. 1/48 1/24 1/12 (rate-adaptive models; default: the model's own)")
     p.add_argument("--data", default=None)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--batch", type=int, default=250)
@@ -207,8 +249,10 @@ def main(argv=None) -> int:
         if n is not None and n not in zoo.names():
             print(f"sccdm eval: unknown model {n!r}; the zoo has: {', '.join(zoo.names())}", file=sys.stderr)
             return 2
-    rows = evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob, a.tx_snr,
-                    names={"sc-cdm": a.model, "deepjscc": a.deepjscc})
+    rows, cache = [], {}
+    for cbr in a.cbr or [None]:
+        rows += evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob,
+                         a.tx_snr, names={"sc-cdm": a.model, "deepjscc": a.deepjscc}, cbr=cbr, models=cache)
     table = format_table(rows)
     # the caveat is about the CIFAR-10 JPEG copy, not about photo folders
     caveat = DATA_CAVEAT if isinstance(images, torch.Tensor) and tuple(images.shape[-2:]) == (32, 32) else ""

@@ -27,21 +27,27 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def build_model(cfg: dict) -> torch.nn.Module:
-    """config dict (with ``kind``) -> freshly initialised model of that architecture."""
+def _classes(kind):
     from .models.deepjscc import DeepJSCC, DeepJSCCConfig
     from .models.refine import Refiner, RefinerConfig
     from .models.swin import SwinJSCC, SwinJSCCConfig
 
-    kind = cfg.get("kind")
+    table = {"swin": (SwinJSCC, SwinJSCCConfig), "deepjscc": (DeepJSCC, DeepJSCCConfig),
+             "refiner": (Refiner, RefinerConfig)}
+    if kind not in table:
+        raise WeightsError(f"unknown model kind {kind!r} in config")
+    return table[kind]
+
+
+def build_config(cfg: dict):
+    """config dict (with ``kind``) -> the architecture's config dataclass (no weights built)."""
     arch = {k: v for k, v in cfg.items() if k not in ("kind", "preset", "sha256", "training")}
-    if kind == "swin":
-        return SwinJSCC(SwinJSCCConfig.from_dict(arch))
-    if kind == "deepjscc":
-        return DeepJSCC(DeepJSCCConfig.from_dict(arch))
-    if kind == "refiner":
-        return Refiner(RefinerConfig.from_dict(arch))
-    raise WeightsError(f"unknown model kind {kind!r} in config")
+    return _classes(cfg.get("kind"))[1].from_dict(arch)
+
+
+def build_model(cfg: dict) -> torch.nn.Module:
+    """config dict (with ``kind``) -> freshly initialised model of that architecture."""
+    return _classes(cfg.get("kind"))[0](build_config(cfg))
 
 
 def save_model_dir(model: torch.nn.Module, cfg: dict, out: str | Path, training: dict | None = None,

@@ -248,3 +248,24 @@ def test_full_size_photo_zoom_error_map_crop(page_at):
     assert crop_at(page) == [68, 43]       # pixel (100, 75) at 200 %, minus half the window
     assert page.locator("#error").is_hidden()
     assert not errors, errors
+
+
+def test_bandwidth_select_sends_fewer_channel_uses(page_at):
+    # "auto" model + a CBR the photo model cannot send: the services pick the rate-adaptive model
+    page, errors = page_at()
+    photo = ".sample.photo[data-name=chelsea]"      # 451x300: pads to 480x320 (window 4 at H/8)
+    page.wait_for_selector(photo)
+    page.uncheck("#refine")
+    page.select_option("#cbr", label="1/48")
+    page.click(photo)
+    page.wait_for_function(VIEW_READY, timeout=60_000)
+    low = page.locator("#link-info").inner_text()
+    assert low.startswith("sc-cdm-paper-photo-rate;") and "9600 channel uses" in low, low   # 8 ch x 60 x 40 / 2
+    low_psnr = metric(page, "shat")
+    page.select_option("#cbr", label="1/12")
+    page.wait_for_function("() => document.querySelector('#link-info').textContent.includes('38400 channel uses')",
+                           timeout=60_000)
+    assert page.locator("#link-info").inner_text().startswith("sc-cdm-paper-photo;")       # sends 1/12 itself
+    page.wait_for_function(VIEW_READY, timeout=60_000)
+    assert metric(page, "shat") != low_psnr
+    assert page.locator("#error").is_hidden() and not errors, errors

@@ -1,7 +1,6 @@
 """sccdm.v1.Transmitter: Encode images into symbols with :func:`sccdm.pipeline.encode`, dynamically batched."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -62,12 +61,14 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         if not request.HasField("snr_db"):
             raise convert.InvalidInput("snr_db is required: the SNR in dB the encoder assumes, in [-20, 40]")
         snr = convert.check_snr(request.snr_db)
+        cbr = convert.check_cbr(request.cbr) if request.HasField("cbr") else None
         images = convert.images_from_encode(request, self.cfg.max_pixels)
-        # no model named: the photo model (SCCDM_PHOTO_MODEL) for photo-sized images, else SCCDM_MODEL
-        model = self.models.resolve(request.model, *images.shape[-2:])
+        # no model named: the photo model (SCCDM_PHOTO_MODEL) for photo-sized images, else SCCDM_MODEL;
+        # the rate-adaptive SCCDM_RATE_MODEL when the request's cbr is one that model cannot send
+        model = self.models.resolve(request.model, *images.shape[-2:], cbr=cbr)
         # the first request of an unloaded model loads it here, off the event loop
         m = await _in_thread(self.models.get, model)
-        channels = _channels_for(m, request)
+        channels = _channels_for(m, cbr)
         (symbols, latent_shape), stats = await self.batcher.submit(_Item(model, images, snr, channels))
         h, w = images.shape[-2:]
         mult = getattr(m.cfg, "pad_multiple", 1)
@@ -89,13 +90,10 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         await self.batcher.close()
 
 
-def _channels_for(model, request: pb.EncodeRequest) -> int | None:
-    """The latent channels to send for the request's ``cbr`` (None: the model's full rate)."""
-    if not request.HasField("cbr"):
+def _channels_for(model, cbr: float | None) -> int | None:
+    """The latent channels to send for a (checked) ``cbr`` (None: the model's full rate)."""
+    if cbr is None:
         return None
-    cbr = request.cbr
-    if not (math.isfinite(cbr) and 0 < cbr <= 1):
-        raise convert.InvalidInput(f"cbr must be in (0, 1] (channel uses per real pixel value), got {cbr}")
     try:
         c = model.cfg.channels_for_cbr(cbr)
     except ValueError as e:

@@ -180,7 +180,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default")
+    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default", "is_rate_default")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     HAS_REFINER_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class ModelInfo(_message.Message):
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     IS_PHOTO_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    IS_RATE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     name: str
     loaded: bool
     has_refiner: bool
@@ -195,7 +196,8 @@ class ModelInfo(_message.Message):
     device: str
     config: _struct_pb2.Struct
     is_photo_default: bool
-    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ...) -> None: ...
+    is_rate_default: bool
+    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ..., is_rate_default: _Optional[bool] = ...) -> None: ...
 
 class ModelList(_message.Message):
     __slots__ = ("models",)

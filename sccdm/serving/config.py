@@ -12,6 +12,9 @@ SCCDM_MODEL                default zoo model                                    
 SCCDM_PHOTO_MODEL          zoo model for a request that names none and sends a    sc-cdm-paper-photo
                            photo-sized image (see SCCDM_PHOTO_MIN_SIDE); set to
                            the empty string to turn this off
+SCCDM_RATE_MODEL           zoo model for a request that names none and asks for   sc-cdm-paper-photo-rate
+                           a cbr the automatic choice cannot send (a rate-
+                           adaptive model); empty string: off
 SCCDM_PHOTO_MIN_SIDE       an image whose smaller side has at least this many     64
                            pixels is "photo-sized" (sc-cdm-cpu is a 32x32
                            CIFAR-10 model)
@@ -40,7 +43,7 @@ SCCDM_MAX_UPLOAD_MB        gateway: largest upload                              
 
 The gateway serves its own /metrics on its HTTP port; 9100 is left to node_exporter.
 The transmitter and receiver refuse to start (configuration error, exit code 2) when
-SCCDM_MODEL or SCCDM_PHOTO_MODEL names a model the zoo does not have (:meth:`ServiceConfig.check_models`).
+SCCDM_MODEL, SCCDM_PHOTO_MODEL or SCCDM_RATE_MODEL names a model the zoo does not have (:meth:`ServiceConfig.check_models`).
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ GRPC_SERVICE_NAMES = {"transmitter": "sccdm.v1.Transmitter", "channel": "sccdm.v
                       "receiver": "sccdm.v1.Receiver"}
 MODEL_SERVICES = ("transmitter", "receiver")   # the services that load zoo models
 DEFAULT_PHOTO_MODEL = "sc-cdm-paper-photo"
+DEFAULT_RATE_MODEL = "sc-cdm-paper-photo-rate"
 
 
 class ConfigError(ValueError):
@@ -94,6 +98,7 @@ class ServiceConfig:
     model: str = "sc-cdm-cpu"
     photo_model: str = DEFAULT_PHOTO_MODEL   # "" = off
     photo_min_side: int = 64
+    rate_model: str = DEFAULT_RATE_MODEL     # "" = off
     device: str = "auto"
     max_batch: int = 16
     max_wait_ms: float = 2.0
@@ -125,11 +130,13 @@ class ServiceConfig:
         return GRPC_SERVICE_NAMES.get(self.service, "")
 
     def check_models(self, known) -> None:
-        """:class:`ConfigError` unless SCCDM_MODEL and SCCDM_PHOTO_MODEL (when on) are in ``known`` (zoo names)."""
+        """:class:`ConfigError` unless SCCDM_MODEL, SCCDM_PHOTO_MODEL and SCCDM_RATE_MODEL (when on) are in
+        ``known`` (zoo names)."""
         known = list(known)
-        for var, name in (("SCCDM_MODEL", self.model), ("SCCDM_PHOTO_MODEL", self.photo_model)):
+        for var, name in (("SCCDM_MODEL", self.model), ("SCCDM_PHOTO_MODEL", self.photo_model),
+                          ("SCCDM_RATE_MODEL", self.rate_model)):
             if name and name not in known:
-                off = " (or set it to the empty string to turn the photo model off)" if var == "SCCDM_PHOTO_MODEL" else ""
+                off = " (or set it to the empty string to turn it off)" if var != "SCCDM_MODEL" else ""
                 raise ConfigError(f"environment variable {var}={name!r} is not a zoo model; "
                                   f"available models: {', '.join(known) or '(none)'}{off}")
 
@@ -145,6 +152,7 @@ class ServiceConfig:
             model=_get(env, "SCCDM_MODEL", "sc-cdm-cpu", str),
             # unlike the others, set-but-empty is a value here: the photo model off
             photo_model=env.get("SCCDM_PHOTO_MODEL", DEFAULT_PHOTO_MODEL).strip(),
+            rate_model=env.get("SCCDM_RATE_MODEL", DEFAULT_RATE_MODEL).strip(),
             photo_min_side=_positive("SCCDM_PHOTO_MIN_SIDE", _get(env, "SCCDM_PHOTO_MIN_SIDE", 64, int)),
             device=_get(env, "SCCDM_DEVICE", "auto", str),
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),

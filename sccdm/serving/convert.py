@@ -89,6 +89,13 @@ def check_snr(snr_db: float, what: str = "snr_db") -> float:
     return float(snr_db)
 
 
+def check_cbr(cbr: float, what: str = "cbr") -> float:
+    """A requested bandwidth ratio: finite, in (0, 1] channel uses per real pixel value."""
+    if not (math.isfinite(cbr) and 0 < cbr <= 1):
+        raise InvalidInput(f"{what} must be in (0, 1] (channel uses per real pixel value), got {cbr}")
+    return float(cbr)
+
+
 def images_from_encode(req: pb.EncodeRequest, max_pixels: int) -> torch.Tensor:
     """The images of an EncodeRequest -> float32 [B, 3, H, W] in [0, 1].
 

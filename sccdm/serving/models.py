@@ -1,7 +1,8 @@
 """Zoo models of one service: the default loads at start, others on first use.
 
 A request that names no model gets the default (SCCDM_MODEL), or the photo model
-(SCCDM_PHOTO_MODEL) when its images are photo-sized: smaller side >= SCCDM_PHOTO_MIN_SIDE.
+(SCCDM_PHOTO_MODEL) when its images are photo-sized: smaller side >= SCCDM_PHOTO_MIN_SIDE;
+if it asks for a CBR that model cannot send, the rate-adaptive model (SCCDM_RATE_MODEL).
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from .convert import InvalidInput
 class ModelStore:
     """Thread-safe cache of :func:`sccdm.zoo.load` results on one device."""
 
-    def __init__(self, default: str, device: str, photo: str = "", photo_min_side: int = 64):
+    def __init__(self, default: str, device: str, photo: str = "", photo_min_side: int = 64, rate: str = ""):
         self.default, self.device = default, device
-        self.photo, self.photo_min_side = photo, photo_min_side
+        self.photo, self.photo_min_side, self.rate = photo, photo_min_side, rate
         self._models: dict = {}
         self._lock = threading.Lock()
 
@@ -25,21 +26,39 @@ class ModelStore:
 
     @classmethod
     def from_config(cls, cfg, device) -> "ModelStore":
-        return cls(cfg.model, device, cfg.photo_model, cfg.photo_min_side)
+        return cls(cfg.model, device, cfg.photo_model, cfg.photo_min_side, cfg.rate_model)
 
     def is_photo(self, height: int | None, width: int | None) -> bool:
         """Whether an image of this size gets the photo model when a request names none."""
         return bool(self.photo and height and width and min(height, width) >= self.photo_min_side)
 
-    def resolve(self, name: str, height: int | None = None, width: int | None = None) -> str:
+    def resolve(self, name: str, height: int | None = None, width: int | None = None,
+                cbr: float | None = None) -> str:
         """The model that serves a request: an explicit ``name`` always; "" -> the photo model for a
-        photo-sized image (height x width given), else the default. An unknown name ->
-        :class:`InvalidInput` listing the known ones."""
+        photo-sized image (height x width given), else the default; and when that one cannot send
+        ``cbr``, the rate-adaptive model. An unknown name -> :class:`InvalidInput` listing the known ones."""
+        explicit = bool(name)
         name = name or (self.photo if self.is_photo(height, width) else self.default)
+        self._check(name)
+        if not explicit and cbr is not None and self.rate and name != self.rate and not self.sends(name, cbr):
+            self._check(self.rate)
+            name = self.rate
+        return name
+
+    def _check(self, name: str) -> None:
         known = self.names()
         if name not in known:
             raise InvalidInput(f"unknown model {name!r}; available models: {', '.join(known) or '(none)'}")
-        return name
+
+    @staticmethod
+    def sends(name: str, cbr: float) -> bool:
+        """Whether zoo model ``name`` can send at ``cbr`` (its own CBR, or one of its rates)."""
+        from .. import zoo
+        try:
+            zoo.part_config(name).channels_for_cbr(cbr)
+            return True
+        except ValueError:
+            return False
 
     def get(self, name: str):
         with self._lock:
@@ -65,6 +84,7 @@ class ModelStore:
                 pass
             out.append({"name": n, "loaded": n in self._models, "has_refiner": "refiner" in e.get("parts", {}),
                         "is_default": n == self.default, "is_photo_default": bool(self.photo) and n == self.photo,
+                        "is_rate_default": bool(self.rate) and n == self.rate,
                         "device": str(self.device), "config": cfg})
         return out
 
@@ -76,6 +96,7 @@ def model_list_proto(store: ModelStore):
 
     return pb.ModelList(models=[pb.ModelInfo(name=i["name"], loaded=i["loaded"], has_refiner=i["has_refiner"],
                                              is_default=i["is_default"], is_photo_default=i["is_photo_default"],
+                                             is_rate_default=i["is_rate_default"],
                                              device=i["device"],
                                              config=dict_to_struct(i["config"]))
                                 for i in store.infos()])

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from ..pipeline import SCCDM
-from ..weights import WeightsError, build_model, load_weights, sha256_file
+from ..weights import WeightsError, build_config, build_model, load_weights, sha256_file
 
-__all__ = ["load", "build", "names", "entry", "default_for", "WEIGHTS_DIR", "DEFAULT_MODEL", "DEFAULTS"]
+__all__ = ["load", "build", "names", "entry", "part_config", "default_for", "WEIGHTS_DIR", "DEFAULT_MODEL", "DEFAULTS"]
 
 ROOT = Path(__file__).resolve().parent
 WEIGHTS_DIR = ROOT / "weights"
@@ -57,6 +57,13 @@ def default_for(task: str, channel: str = "awgn") -> str:
     except KeyError:
         raise KeyError(f"no default model for task {task!r} on channel {channel!r}; "
                        f"known: {sorted(DEFAULTS)}") from None
+
+
+def part_config(name: str, part: str = "codec", root: Path | None = None):
+    """The config dataclass of a zoo entry's part, read without loading weights (e.g. a codec's ``rates``)."""
+    spec = entry(name, root)["parts"][part]
+    folder = (WEIGHTS_DIR if root is None else Path(root)) / name
+    return build_config(json.loads((folder / spec["config"]).read_text()))
 
 
 def _part(name: str, part: str, spec: dict, pretrained: bool, device, root: Path | None = None) -> torch.nn.Module:
