@@ -1,10 +1,13 @@
-"""What the separate-coding baselines share: the fallback image and tensor <-> uint8 conversion."""
+"""What the separate-coding baselines share: the fallback image, tensor <-> uint8 conversion and the
+search for the best quality that fits a bit budget."""
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
 
-__all__ = ["FALLBACK_RGB", "fallback_images", "to_uint8", "from_uint8", "psnr_u8"]
+__all__ = ["FALLBACK_RGB", "fallback_images", "to_uint8", "from_uint8", "psnr_u8", "highest_fitting"]
 
 # The CIFAR-10 training-set mean colour (the widely published per-channel means): what a
 # receiver shows when nothing arrived, the least-MSE constant guess without the image.
@@ -32,3 +35,22 @@ def psnr_u8(a: np.ndarray, b: np.ndarray, max_db: float = 50.0) -> float:
     """PSNR in dB of two uint8 images, capped at ``max_db`` (the stored-JPEG trap)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255.0 ** 2
     return min(max_db, 10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def highest_fitting(n: int, size: Callable[[int], int], max_bytes: int) -> int | None:
+    """The highest index of a quality ladder of ``n`` rungs whose encoded size ``size(i)`` fits
+    ``max_bytes``, or None. Binary search (size grows with quality), then a look at the next two
+    rungs, because codecs' sizes are not strictly monotone in quality. ``size`` should cache."""
+    lo, hi, best = 0, n - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if size(mid) <= max_bytes:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        return None
+    for j in range(best + 1, min(best + 3, n)):
+        if size(j) <= max_bytes:
+            best = j
+    return best

@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from .common import highest_fitting
+
 __all__ = ["MAX_QUALITY", "QUALITY_LADDER", "SUBSAMPLING", "encode_jpeg", "split_jpeg", "header_for",
            "jpeg_payload", "decode_payload", "best_fitting_quality"]
 
@@ -92,7 +94,6 @@ def best_fitting_quality(img: np.ndarray, max_bytes: int, ladder=QUALITY_LADDER)
     Binary search (payload size grows with quality), then a check of the next rungs
     because the growth is not strictly monotone.
     """
-    lo, hi, best = 0, len(ladder) - 1, None
     cache: dict[int, bytes] = {}
 
     def size(i):
@@ -100,15 +101,7 @@ def best_fitting_quality(img: np.ndarray, max_bytes: int, ladder=QUALITY_LADDER)
             cache[i] = jpeg_payload(img, ladder[i])
         return len(cache[i])
 
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        if size(mid) <= max_bytes:
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
+    best = highest_fitting(len(ladder), size, max_bytes)
     if best is None:
         return None
-    for j in range(best + 1, min(best + 3, len(ladder))):
-        if size(j) <= max_bytes:
-            best = j
     return best, cache[best]

@@ -52,7 +52,7 @@ import torch
 from PIL import Image
 
 from ..channels import ChannelConfig, apply_channel
-from .common import fallback_images, from_uint8, to_uint8
+from .common import fallback_images, from_uint8, highest_fitting, to_uint8
 from .jpeg import MAX_QUALITY, decode_payload
 from .ldpc_qam import LinkBudget, link_budget, transmit_bits
 from .separation import CODECS, available_codecs, encode_option
@@ -328,18 +328,9 @@ def best_fitting_file(img: np.ndarray, codec: str, max_bytes: int) -> tuple[int,
     monotone. Files are cached per image content, codec and quality."""
     digest = hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest()
     qs = _settings(codec)
-    lo, hi, best = 0, len(qs) - 1, None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        if len(_encode(img, digest, codec, qs[mid])) <= max_bytes:
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
+    best = highest_fitting(len(qs), lambda i: len(_encode(img, digest, codec, qs[i])), max_bytes)
     if best is None:
         return None
-    for j in range(best + 1, min(best + 3, len(qs))):
-        if len(_encode(img, digest, codec, qs[j])) <= max_bytes:
-            best = j
     return qs[best], _encode(img, digest, codec, qs[best])
 
 
