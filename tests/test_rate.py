@@ -71,3 +71,44 @@ def test_simulate_decodes_a_prefix(fixed_and_adaptive):
     out = simulate(model, x, ChannelConfig(kind="awgn", snr_db=10.0).validate(), torch.Generator().manual_seed(0),
                    channels=8)
     assert out["x_hat"].shape == x.shape and out["frame"].symbols.shape[1] == 64 * 64 * 3 // 48
+
+
+# ------------------------------------------------------------------ sccdm eval --cbr
+
+def _photo_dir(tmp_path):
+    """Two 128x128 crops of scikit-image photos as PNG files (no padding at H/8 with window 4)."""
+    from PIL import Image
+    from skimage import data as skd
+    for name, img in (("astronaut", skd.astronaut()), ("coffee", skd.coffee())):
+        Image.fromarray(img[100:228, 150:278]).save(tmp_path / f"{name}.png")
+    return tmp_path
+
+
+def test_eval_cbr_sweeps_one_rate_adaptive_model(tmp_path):
+    import json
+
+    from sccdm.evaluate import main
+    out = tmp_path / "rows.json"
+    (tmp_path / "img").mkdir()
+    assert main(["--data", str(_photo_dir(tmp_path / "img")),
+                 "--scheme", "nsf", "--scheme", "separation", "--model", "sc-cdm-paper-photo-rate", "--snr", "12",
+                 "--cbr", "1/48", "1/12", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    by = {(r["scheme"], round(1 / r["cbr_target"])): r for r in rows}
+    assert sorted(by) == [("nsf", 12), ("nsf", 48), ("separation", 12), ("separation", 48)]
+    for (scheme, inv), r in by.items():
+        if scheme == "nsf" or r["lost_share"] == 0:
+            assert r["channel_uses"] == {48: 8, 12: 32}[inv] * 16 * 16 / 2 and r["cbr"] == pytest.approx(1 / inv)
+    # the trained model uses the bandwidth it is given
+    assert by[("nsf", 12)]["psnr_db"] > by[("nsf", 48)]["psnr_db"] + 2.0
+
+
+def test_eval_cbr_refused_for_a_fixed_rate_model(tmp_path, capsys):
+    from sccdm.evaluate import main
+    (tmp_path / "img").mkdir()
+    with pytest.raises(SystemExit, match=r"sc-cdm-paper-photo: this codec sends only CBR .*1/12.*rate-adaptive"):
+        main(["--data", str(_photo_dir(tmp_path / "img")), "--scheme", "nsf", "--model", "sc-cdm-paper-photo",
+              "--snr", "12", "--cbr", "1/24"])
+    with pytest.raises(SystemExit):
+        main(["--cbr", "1/0"])
+    assert "not a ratio" in capsys.readouterr().err
