@@ -69,7 +69,9 @@ class StackConfig:
     """What :func:`start` builds and runs.
 
     env: extra environment for every service (e.g. SCCDM_MAX_BATCH); service_env:
-    per-service extras, applied after ``env``.
+    per-service extras, applied after ``env``. build_args: build arguments of every image
+    (PYTHON_IMAGE, TORCH_INDEX_URL for the CPU images, EXTRA_CA_CERTS; DEBIAN_IMAGE for
+    the flowgraph), e.g. the ones deploy/engine.sh writes to deploy/docker/engine.env.
     """
 
     model: str = "sc-cdm-cpu"
@@ -81,6 +83,7 @@ class StackConfig:
     gpus: bool = False
     radio: bool = False
     torch_index_url: str = CPU_TORCH_INDEX
+    build_args: dict = field(default_factory=dict)
     health_timeout_s: float = 600.0
     poll_s: float = 1.0
     env: dict = field(default_factory=dict)
@@ -129,6 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--docker-torch-index", default=None,
                    help=f"pip index of the transmitter's and receiver's torch with --docker-gpus "
                         f"(default: {CUDA_TORCH_INDEX}); without --docker-gpus every image uses {CPU_TORCH_INDEX}")
+    g.add_argument("--docker-build-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="build argument of every image (repeatable), e.g. PYTHON_IMAGE=sccdm/python-base:bookworm "
+                        "or TORCH_INDEX_URL=local (deploy/engine.sh prints this host's)")
     g.add_argument("--docker-publish-host", default=None,
                    help="host address the gateway port is published on (default: --host, else 127.0.0.1)")
     g.add_argument("--docker-env", action="append", default=[], metavar="[SERVICE:]KEY=VALUE",
@@ -155,6 +161,16 @@ def _parse_env(items) -> tuple[dict, dict]:
         else:
             common[key] = value
     return common, per
+
+
+def _parse_build_args(items) -> dict:
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise StackError(f"--docker-build-arg {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
 
 
 def _parse_extra(args) -> None:
@@ -194,6 +210,7 @@ def config_from_args(args) -> StackConfig:
         tag=get("docker_tag", "local"), build=not get("docker_no_build", False), gpus=gpus,
         radio=bool(get("docker_radio", False)),
         torch_index_url=get("docker_torch_index", CUDA_TORCH_INDEX if gpus else CPU_TORCH_INDEX),
+        build_args=_parse_build_args(get("docker_build_arg", [])),
         health_timeout_s=float(get("docker_health_timeout", get("ready_timeout", 600.0))),
         poll_s=float(get("docker_poll", 1.0)), env=common, service_env=per)
 
@@ -213,8 +230,10 @@ class Stack:
     # ------------------------------------------------------------ images
     def build_images(self, services=SERVICES) -> None:
         for svc in services:
-            args = {"TORCH_INDEX_URL": self.cfg.torch_index_url if (self.cfg.gpus and svc in GPU_SERVICES)
-                    else CPU_TORCH_INDEX}
+            args = {"TORCH_INDEX_URL": CPU_TORCH_INDEX, **self.cfg.build_args}
+            args.pop("DEBIAN_IMAGE", None)
+            if self.cfg.gpus and svc in GPU_SERVICES:
+                args["TORCH_INDEX_URL"] = self.cfg.torch_index_url
             _say(f"building {self.cfg.image(svc)} (target {svc} of {DOCKERFILE})")
             stream = self.client.api.build(path=str(ROOT), dockerfile=DOCKERFILE, target=svc, tag=self.cfg.image(svc),
                                            buildargs=args, rm=True, decode=True, labels={LABEL: self.cfg.prefix})
@@ -234,8 +253,9 @@ class Stack:
     def build_radio_image(self) -> None:
         image = self.cfg.image(RADIO)
         _say(f"building {image} (from {RADIO_CONTEXT})")
+        args = {k: v for k, v in self.cfg.build_args.items() if k == "DEBIAN_IMAGE"}
         stream = self.client.api.build(path=str(ROOT / RADIO_CONTEXT), tag=image, rm=True, decode=True,
-                                       labels={LABEL: self.cfg.prefix})
+                                       buildargs=args or None, labels={LABEL: self.cfg.prefix})
         self._follow_build(RADIO, image, stream)
 
     def check_images(self) -> None:
@@ -278,6 +298,9 @@ class Stack:
             kwargs["ports"] = {f"{DEFAULT_PORTS['gateway']}/tcp": (self.cfg.publish_host, self.cfg.port)}
         if service == RADIO:
             kwargs["healthcheck"] = RADIO_HEALTHCHECK
+        else:  # as docker-compose.yml's x-hardening
+            kwargs.update(read_only=True, tmpfs={"/tmp": "size=64m,mode=1777"}, cap_drop=["ALL"],
+                          security_opt=["no-new-privileges:true"])
         environment = self.cfg.service_environment(service)
         environment.update(env or {})
         name = f"{self.cfg.prefix}-{service}"
