@@ -63,19 +63,23 @@ command -v docker >/dev/null 2>&1 || die "no docker CLI after installing docker.
 if ! engine_up; then
   t=$(date +%s)
   as_root "starting dockerd"
-  if [ -S /var/run/docker.sock ] && ! pgrep -x dockerd >/dev/null; then
-    rm -f /var/run/docker.sock /var/run/docker.pid  # left by a dockerd that was killed
-  fi
-  if ! pgrep -x dockerd >/dev/null; then
-    command -v containerd >/dev/null 2>&1 || say "note: no containerd binary; dockerd may fail (apt-get install containerd)"
-    setsid nohup dockerd >>"$STATE/dockerd.log" 2>&1 </dev/null &
-    echo $! >"$STATE/dockerd.pid"
-  fi
-  for _ in $(seq 1 60); do
+  command -v containerd >/dev/null 2>&1 || say "note: no containerd binary; dockerd may fail (apt-get install containerd)"
+  # A dockerd that is still starting (or still dying, e.g. SIGKILLed a moment ago) gets its
+  # time; once none runs, stale socket/pid files are removed and one is started.
+  starts=0
+  for _ in $(seq 1 90); do
     engine_up && break
+    if ! pgrep -x dockerd >/dev/null; then
+      [ "$starts" -lt 2 ] || break
+      rm -f /var/run/docker.sock /var/run/docker.pid
+      setsid nohup dockerd >>"$STATE/dockerd.log" 2>&1 </dev/null &
+      starts=$((starts + 1))
+      sleep 1
+      pgrep -x dockerd >"$STATE/dockerd.pid" || true
+    fi
     sleep 1
   done
-  engine_up || die "dockerd did not answer within 60 s; its log: $STATE/dockerd.log
+  engine_up || die "dockerd did not answer (started $starts time(s)); its log: $STATE/dockerd.log
 $(tail -n 20 "$STATE/dockerd.log" 2>/dev/null)"
   took "dockerd is up" "$t"
 fi
