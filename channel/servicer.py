@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from sccdm.backends import get_backend
+from sccdm.backends import get_backend, transmit_at_power
 from sccdm.channels import ChannelConfig
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.rpc import sccdm_pb2_grpc
@@ -43,6 +43,7 @@ def frame_symbols(frame: pb.SymbolFrame) -> torch.Tensor:
     if info.num_symbols and k != info.num_symbols:
         raise convert.InvalidInput(f"frame.symbols has {k} symbols per image but frame.info.num_symbols says "
                                    f"{info.num_symbols}")
+    convert.check_tx_snr(info, b)
     return convert.require_finite(z, "frame.symbols")
 
 
@@ -60,9 +61,9 @@ class ChannelService(Service, sccdm_pb2_grpc.ChannelServicer):
         z = torch.ones(1, 8, dtype=torch.complex64)
         self.backend.transmit(z, ChannelConfig(), torch.Generator().manual_seed(0))
 
-    def _transmit(self, z, cfg, seed):
+    def _transmit(self, z, cfg, seed, power):
         t0 = time.perf_counter()
-        res = self.backend.transmit(z, cfg, torch.Generator().manual_seed(seed))
+        res = transmit_at_power(self.backend, z, cfg, torch.Generator().manual_seed(seed), power)
         return res, (time.perf_counter() - t0) * 1000
 
     @rpc("Transmit")
@@ -72,9 +73,11 @@ class ChannelService(Service, sccdm_pb2_grpc.ChannelServicer):
             raise convert.InvalidInput("frame is required: the transmitter's SymbolFrame")
         cfg = channel_config(request.channel)
         z = frame_symbols(request.frame)
+        power = convert.frame_power(request.frame.info)  # the noise variance is relative to it
         seed = request.channel.seed if request.channel.HasField("seed") else secrets.randbits(63)
         t0 = time.perf_counter()
-        res, ms = await asyncio.get_running_loop().run_in_executor(self.executor, self._transmit, z, cfg, seed)
+        res, ms = await asyncio.get_running_loop().run_in_executor(self.executor, self._transmit, z, cfg, seed,
+                                                                power)
         out = pb.ReceivedFrame(
             symbols=convert.tensor_to_proto(res.y.to(torch.complex64)),
             noise_var=res.noise_var.float().tolist(), snr_db=res.snr_db.float().tolist(),

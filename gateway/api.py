@@ -64,7 +64,8 @@ async def transmit(
         image: UploadFile = File(..., description="PNG, JPEG, BMP or WebP file"),
         channel: Literal["awgn", "rayleigh"] = Form("awgn", description="channel model"),
         snr_db: float = Form(10.0, description="channel SNR per complex symbol, dB, in [-20, 40]"),
-        refine: bool = Form(True, description="run the diffusion refinement (models that have one)"),
+        refine: bool = Form(True, description="run the diffusion refinement (models that have one; for one "
+                                              "without, the report says refined: false)"),
         seed: int | None = Form(None, ge=0, lt=2**63, description="seed of channel and diffusion noise; "
                                                                   "omitted: drawn and reported"),
         fading: Literal["block", "fast"] | None = Form(None, description="Rayleigh fading: block (default) or fast"),
@@ -121,7 +122,8 @@ async def transmit(
             "model": out.model, "width": int(img.shape[1]), "height": int(img.shape[0]),
             "channel": {"kind": ch.kind, "snr_db": ch.snr_db, "fading": ch.fading, "block_size": ch.block_size,
                         "csi": ch.csi, "erasure_prob": ch.erasure_prob},
-            "seed": seed, "refine": bool(out.refined),
+            # refine: what was asked; refined: whether it ran (a model without a refiner decodes without)
+            "seed": seed, "refine": bool(refine), "refined": bool(out.refined),
             "psnr_db": p, "ssim": s, "image": _b64(out.png[0]), "image_mime": "image/png",
             "quality_from": "float32" if want_tensor else "png",
             "channel_uses": int(frame.info.num_symbols), "cbr": frame.info.cbr,

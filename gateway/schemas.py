@@ -11,9 +11,9 @@ QUALITY = {"type": "object", "required": ["psnr_db", "ssim", "image", "image_mim
 
 TRANSMIT_REPORT = {
     "title": "TransmitReport", "type": "object",
-    "required": ["model", "width", "height", "channel", "seed", "refine", "psnr_db", "ssim", "image", "image_mime",
-                 "channel_uses", "cbr", "latent_shape", "tx_snr_db", "est_snr_db", "eff_snr_db", "noise_var",
-                 "csi_source", "csi_mode", "backend", "erased_fraction", "received_symbols", "timings_ms"],
+    "required": ["model", "width", "height", "channel", "seed", "refine", "refined", "psnr_db", "ssim", "image",
+                 "image_mime", "channel_uses", "cbr", "latent_shape", "tx_snr_db", "est_snr_db", "eff_snr_db",
+                 "noise_var", "csi_source", "csi_mode", "backend", "erased_fraction", "received_symbols", "timings_ms"],
     "properties": {
         "model": STR, "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
         "channel": {"type": "object", "required": ["kind", "snr_db", "fading", "block_size", "csi", "erasure_prob"],
@@ -21,7 +21,9 @@ TRANSMIT_REPORT = {
                                    "fading": {"enum": ["block", "fast"]}, "block_size": {"type": "integer"},
                                    "csi": {"enum": ["mmse", "zf", "abs", "none"]},
                                    "erasure_prob": {"type": "number", "minimum": 0, "maximum": 1}}},
-        "seed": {"type": "integer", "minimum": 0}, "refine": {"type": "boolean"},
+        "seed": {"type": "integer", "minimum": 0},
+        "refine": {"type": "boolean", "description": "refinement asked for"},
+        "refined": {"type": "boolean", "description": "refinement ran (false for a model without a refiner)"},
         "psnr_db": NUM, "ssim": NUM, "image": {"type": "string", "contentEncoding": "base64"}, "image_mime": STR,
         "quality_from": {"enum": ["float32", "png"]},
         "channel_uses": {"type": "integer", "minimum": 1}, "cbr": NUM,

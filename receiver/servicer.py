@@ -90,20 +90,23 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
             mask = convert.proto_to_tensor(f.erasure_mask, "frame.erasure_mask", dtypes=("bool",), ndim=2)
             if tuple(mask.shape) != (b, k):
                 raise InvalidInput(f"frame.erasure_mask has shape {list(mask.shape)}, expected {[b, k]}")
-        if len(f.noise_var) != b:
-            raise InvalidInput(f"frame.noise_var has {len(f.noise_var)} values, expected one per image ({b})")
-        nv = torch.tensor(list(f.noise_var), dtype=torch.float32)
-        if not bool(torch.isfinite(nv).all()) or bool((nv <= 0).any()):
-            raise InvalidInput(f"frame.noise_var must be finite and > 0, got {nv.tolist()}")
+        convert.check_tx_snr(info, b)
+        power = convert.frame_power(info)
+        nv = convert.received_noise_var(f, b, power)  # noise_var wins; snr_db, if given, must agree
+        if power != 1.0:
+            # the decoder was trained on unit-power symbols: scale y back to P = 1 (sigma^2 with it, so
+            # the SNR the decoder is told is unchanged); P = 1 leaves the frame untouched, bit for bit
+            y, nv = y / math.sqrt(power), nv / power
         csi = f.csi_mode or ("mmse" if h is not None else "none")
         if csi not in CSI_MODES:
             raise InvalidInput(f"frame.csi_mode {csi!r} unknown; expected one of {CSI_MODES}")
         if csi != "none" and h is None:
             raise InvalidInput(f"frame.csi_mode is {csi!r} but the frame carries no CSI (frame.csi)")
-        if req.refine and model.refiner is None:
-            raise InvalidInput(f"model {model_name!r} has no refinement module; send refine=false")
+        # refine asks for refinement where the model has it; a model without a refiner decodes
+        # without, and DecodeResponse.refined says so (no error: the same request works for every model)
+        refine = bool(req.refine) and model.refiner is not None
         seed = req.seed if req.HasField("seed") else secrets.randbits(63)
-        return RxItem(model_name, y, h, nv, mask, csi, latent, (hh, ww), bool(req.refine), int(seed))
+        return RxItem(model_name, y, h, nv, mask, csi, latent, (hh, ww), refine, int(seed))
 
     @rpc("Decode")
     async def Decode(self, request: pb.DecodeRequest, context) -> pb.DecodeResponse:
@@ -114,10 +117,13 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
         name = self.models.resolve(info.model, info.geometry.height, info.geometry.width)
         model = await asyncio.get_running_loop().run_in_executor(None, self.models.get, name)
         item = self._item(request, name, model)
-        res, stats = await self.batcher.submit(item)
         png, tensor = request.want_png, request.want_tensor
         if not png and not tensor:
             png = tensor = True
+        # an answer gRPC could not send is refused now, not after the decoder and refiner ran
+        convert.check_decode_reply(item.y.shape[0], *item.image_size, png, tensor, item.refine,
+                                   self.cfg.max_message_bytes)
+        res, stats = await self.batcher.submit(item)
         out = pb.DecodeResponse(eff_snr_db=res["eff_snr_db"].tolist(), refined=item.refine, model=name,
                                 seed=item.seed if item.refine else 0,
                                 timings=pb.Timings(queue_ms=stats.queue_ms, compute_ms=stats.compute_ms,

@@ -87,7 +87,7 @@ def format_report(rep: dict, out: str | None = None) -> str:
         + (f", erasures {ch['erasure_prob']:g}" if ch["erasure_prob"] else "") + f"   seed {rep['seed']}",
         f"channel uses {rep['channel_uses']}   CBR {rep['cbr']:.4f}   est. SNR {rep['est_snr_db']:.2f} dB"
         f"   effective SNR {rep['eff_snr_db']:.2f} dB",
-        f"PSNR         {rep['psnr_db']:.2f} dB   SSIM {rep['ssim']:.4f}" + ("   (refined)" if rep["refine"] else ""),
+        f"PSNR         {rep['psnr_db']:.2f} dB   SSIM {rep['ssim']:.4f}" + ("   (refined)" if rep.get("refined", rep["refine"]) else ""),
     ]
     if "s_hat" in rep:
         lines.append(f"no refine    {rep['s_hat']['psnr_db']:.2f} dB   SSIM {rep['s_hat']['ssim']:.4f}")

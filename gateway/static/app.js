@@ -103,10 +103,10 @@ function render(rep) {
   const shat = rep.s_hat || { image: rep.image, psnr_db: rep.psnr_db, ssim: rep.ssim };
   $("img-shat").src = png(shat.image);
   dl($("m-shat"), [["PSNR", fmt(shat.psnr_db, 2) + " dB"], ["SSIM", fmt(shat.ssim, 4)]]);
-  $("fig-refined").classList.toggle("off", !rep.refine);
+  $("fig-refined").classList.toggle("off", !rep.refined);
   $("err-of").disabled = !rep.s_hat;
   if (!rep.s_hat) $("err-of").value = "final";
-  if (rep.refine) {
+  if (rep.refined) {
     $("img-refined").src = png(rep.image);
     $("img-refined").alt = "refined output";
     dl($("m-refined"), [["PSNR", fmt(rep.psnr_db, 2) + " dB"], ["SSIM", fmt(rep.ssim, 4)],
@@ -261,7 +261,7 @@ function hasPicture(el) { return el.tagName === "IMG" ? !!el.getAttribute("src")
 function clamp(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }
 
 // the image the report calls "image": refined output, or the decoder output when refinement is off
-function finalImage() { return state.lastReport && state.lastReport.refine ? $("img-refined") : $("img-shat"); }
+function finalImage() { return state.lastReport && state.lastReport.refined ? $("img-refined") : $("img-shat"); }
 function errorSource() {
   return $("err-of").value === "shat" && !$("err-of").disabled ? $("img-shat") : finalImage();
 }
@@ -322,8 +322,8 @@ function placeCropboxes() {
 
 function cropSources() {
   const rep = state.lastReport;
-  const list = [["Original (sent)", $("img-orig")], [rep && rep.refine ? "Decoder output" : "Received (decoder output)", $("img-shat")]];
-  if (rep && rep.refine) list.push(["Refined output", $("img-refined")]);
+  const list = [["Original (sent)", $("img-orig")], [rep && rep.refined ? "Decoder output" : "Received (decoder output)", $("img-shat")]];
+  if (rep && rep.refined) list.push(["Refined output", $("img-refined")]);
   if ($("errmap").checked && !$("fig-err").hidden && $("err-canvas").dataset.ok === "true") list.push(["Error map", $("err-canvas")]);
   return list.filter(([, el]) => hasPicture(el));
 }
@@ -408,7 +408,7 @@ function drawErrorMap() {
   const sent = $("img-orig"), rx = errorSource();
   const [w, h] = natural(rx), [sw, sh] = natural(sent);
   const gain = Number($("err-gain").value) || 4, heat = $("err-colors").value === "heat";
-  const shat = rx === $("img-shat") && rep.refine;
+  const shat = rx === $("img-shat") && rep.refined;
   $("err-caption").textContent = `Error map: |${shat ? "decoder output" : "received"} \u2212 sent| \u00d7${gain}`;
   drawLegend(gain, heat);
   if (!w || !sw || sw !== w || sh !== h) {

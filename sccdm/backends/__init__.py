@@ -8,6 +8,8 @@ radio link plugs in where the emulator was.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -15,7 +17,8 @@ import torch
 
 from ..channels import ChannelConfig, apply_channel
 
-__all__ = ["ChannelResult", "ChannelBackend", "EmulatedBackend", "register", "get_backend", "BACKENDS"]
+__all__ = ["ChannelResult", "ChannelBackend", "EmulatedBackend", "register", "get_backend", "BACKENDS",
+           "transmit_at_power"]
 
 
 @dataclass
@@ -61,6 +64,22 @@ class EmulatedBackend:
 
 
 BACKENDS: dict[str, Callable[[], ChannelBackend]] = {"emulated": EmulatedBackend}
+
+
+def transmit_at_power(backend: ChannelBackend, symbols: torch.Tensor, cfg: ChannelConfig,
+                      generator: torch.Generator | None, power: float = 1.0) -> ChannelResult:
+    """Send symbols normalised to average power ``power`` per image through ``backend``.
+
+    SNR is relative to the transmit power (SNR = P / sigma^2), so the noise variance must be
+    P / 10^(snr_db / 10). Backends work at unit power; the symbols are scaled to it and the answer
+    back: y = sqrt(P) (h z / sqrt(P) + n) = h z + n' with n' of variance P * sigma_1^2, the CSI h and
+    the erasures unchanged, the SNR unchanged. P = 1 calls the backend as it is, bit for bit.
+    """
+    if power == 1.0:
+        return backend.transmit(symbols, cfg, generator)
+    g = math.sqrt(power)
+    res = backend.transmit(symbols / g, cfg, generator)
+    return dataclasses.replace(res, y=res.y * g, noise_var=res.noise_var * power)
 
 
 def register(name: str, factory: Callable[[], ChannelBackend]) -> None:

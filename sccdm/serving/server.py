@@ -8,7 +8,8 @@
 * SIGTERM / SIGINT: stop accepting, finish in-flight requests (grace period), exit 0.
 
 Handlers are wrapped by :func:`rpc` so that every request is counted and timed,
-invalid input becomes INVALID_ARGUMENT, a service still loading UNAVAILABLE, and
+invalid input becomes INVALID_ARGUMENT (a reply known in advance to be too large
+RESOURCE_EXHAUSTED), a service still loading UNAVAILABLE, and
 an unexpected exception INTERNAL with a logged traceback (never a dead process).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import metrics
 from .config import MODEL_SERVICES, ConfigError, ServiceConfig, resolve_device
-from .convert import InvalidInput
+from .convert import InvalidInput, TooLarge
 from .logs import fields, setup_logging
 from .tls import TLSFiles
 
@@ -63,6 +64,8 @@ class Service:
 
 
 def _classify(e: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(e, TooLarge):  # the code gRPC itself gives an oversize message, so clients handle one code
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)
     if isinstance(e, InvalidInput):
         return grpc.StatusCode.INVALID_ARGUMENT, str(e)
     if isinstance(e, NotReady):
