@@ -7,7 +7,7 @@
 gRPC targets are asked with the standard ``grpc.health.v1.Health/Check``; only
 ``SERVING`` counts as healthy, so a service that is still loading its weights
 (``NOT_SERVING``) keeps its dependants waiting. Docker's ``HEALTHCHECK``, compose
-and :mod:`sccdm.docker_stack` use this; Kubernetes asks the same health service
+and :mod:`sccdm.deploy.docker_stack` use this; Kubernetes asks the same health service
 through its built-in ``grpc:`` probes instead.
 
 Imports only grpc and the standard library (no torch): it runs every few seconds

@@ -100,6 +100,20 @@ def format_report(rep: dict, out: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def run_demo(gateway_url: str, out: str = "sccdm-demo.png", snr_db: float = 10.0, seed: int = 0) -> int:
+    """Send scikit-image's astronaut through the link at ``snr_db`` and print the report."""
+    data, name = image_bytes("astronaut")
+    print(f"demo: sending {name} (512x512) over AWGN at {snr_db:g} dB with refinement ...", flush=True)
+    try:
+        rep = transmit(gateway_url, data, name, snr_db=snr_db, channel="awgn", refine=True, seed=seed)
+    except Exception as e:  # noqa: BLE001
+        print(f"demo failed: {e}", file=sys.stderr)
+        return 1
+    Path(out).write_bytes(base64.b64decode(rep["image"]))
+    print(format_report(rep, out), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sccdm send", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,7 +2,7 @@
 
     sccdm stack up                      # gateway on :8000, services on free loopback ports
     sccdm stack up --port 0 --demo      # any free port; send the astronaut through at 10 dB
-    sccdm stack up --docker ...         # the same with containers (sccdm.docker_stack)
+    sccdm stack up --docker ...         # the same with containers (sccdm.deploy.docker_stack)
 
 The services listen on 127.0.0.1 (``--host`` to change), each on a free port, and
 log JSON lines to ``--log-dir`` (a temporary folder by default). The command
@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .send import run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("transmitter", "channel", "receiver")
@@ -223,27 +225,9 @@ class Stack:
         self.stop()
 
 
-def run_demo(gateway_url: str, out: str = "sccdm-demo.png", snr_db: float = 10.0, seed: int = 0) -> int:
-    """Send scikit-image's astronaut through the link at ``snr_db`` and print the report."""
-    from pathlib import Path
-
-    from .send import format_report, image_bytes, transmit
-    import base64
-    data, name = image_bytes("astronaut")
-    print(f"demo: sending {name} (512x512) over AWGN at {snr_db:g} dB with refinement ...", flush=True)
-    try:
-        rep = transmit(gateway_url, data, name, snr_db=snr_db, channel="awgn", refine=True, seed=seed)
-    except Exception as e:  # noqa: BLE001
-        print(f"demo failed: {e}", file=sys.stderr)
-        return 1
-    Path(out).write_bytes(base64.b64decode(rep["image"]))
-    print(format_report(rep, out), flush=True)
-    return 0
-
-
 def up(args) -> int:
     if args.docker:
-        from . import docker_stack  # written by the container engineer; imported only when asked for
+        from .deploy import docker_stack  # needs the Docker SDK: imported only when asked for
         return int(docker_stack.up(args) or 0)
     env = {}
     if args.max_batch is not None:
@@ -309,7 +293,7 @@ def main(argv=None) -> int:
     u.add_argument("--demo", action="store_true", help="when ready, send the astronaut through at 10 dB")
     u.add_argument("--demo-out", default="sccdm-demo.png", help="where --demo saves the received image")
     u.add_argument("--exit-after-demo", action="store_true", help="stop after the demo instead of serving")
-    u.add_argument("--docker", action="store_true", help="run the services as containers (sccdm.docker_stack)")
+    u.add_argument("--docker", action="store_true", help="run the services as containers (sccdm.deploy.docker_stack)")
     args, rest = ap.parse_known_args(argv)
     if rest and not getattr(args, "docker", False):
         ap.error(f"unrecognised arguments: {' '.join(rest)}")

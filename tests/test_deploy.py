@@ -4,7 +4,7 @@ No Docker engine or cluster exists where these run, so:
 * the YAML/Dockerfile files are parsed and cross-checked against the code they
   name (service entry points, ports, environment variables, COPY sources);
 * the health probe runs against a real gRPC health server and a real HTTP server;
-* sccdm.docker_stack runs against a fake Docker Engine: an HTTP server on a unix
+* sccdm.deploy.docker_stack runs against a fake Docker Engine: an HTTP server on a unix
   socket that implements the few Engine API endpoints it uses, keeps their state
   (images, networks, containers, health) and records every request, so the tests
   check what the Docker SDK actually sends. It does not prove a real engine
@@ -31,7 +31,8 @@ import pytest
 yaml = pytest.importorskip("yaml")
 docker = pytest.importorskip("docker")
 
-from sccdm import docker_stack, healthcheck  # noqa: E402
+from sccdm import healthcheck  # noqa: E402
+from sccdm.deploy import docker_stack  # noqa: E402
 from sccdm.serving import config as svc_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

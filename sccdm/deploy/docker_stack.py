@@ -34,9 +34,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .serving.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from ..serving.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "deploy/docker/Dockerfile"
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 CUDA_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"  # the compose file's default too
@@ -491,7 +491,7 @@ def up(args, stop: threading.Event | None = None) -> int:
         for name, where in stack.endpoints().items():
             print(f"  {name:12s} {where}", flush=True)
         if getattr(args, "demo", False):
-            from .stack import run_demo
+            from ..send import run_demo
             rc = run_demo(stack.gateway_url(), out=getattr(args, "demo_out", "sccdm-demo.png"))
             if getattr(args, "exit_after_demo", False):
                 return rc
