@@ -29,6 +29,7 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -267,54 +268,30 @@ def _models_note(names) -> tuple[str, dict]:
     return note, info
 
 
-def main(argv=None) -> int:
-    args = _parse(list(sys.argv[1:] if argv is None else argv))
-    import matplotlib
-    matplotlib.use("Agg")
-    from tqdm import tqdm
+@dataclass
+class _Suite:
+    """What every figure of one suite run shares."""
+    args: argparse.Namespace
+    x: torch.Tensor        # float [N, 3, 32, 32]: the main test images
+    side: torch.Tensor     # the first images, for the side studies (mismatch, erasures)
+    run: "Runner"
+    pbar: object
+    w: "Writer"
+    k: int                 # channel uses per image
+    cbr: float
+    timings: dict
+    caveat: str
+    t0: float
 
-    from . import zoo
-    from .data import find_cifar, image_to_tensor, load_split
-    from .pipeline import encode
 
-    t0 = time.time()
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    torch.set_num_threads(args.threads or (1 if load > cores - 0.5 else cores))
-    root = find_cifar(args.data)
-    original = any((root / p).exists() for p in ("test_batch", "cifar-10-batches-py"))
-    caveat = ORIGINAL_NOTE if original else DATA_CAVEAT
-    x = image_to_tensor(load_split(args.data, "test", args.limit))
-    side = x[:min(args.side_limit, x.shape[0])]
-    sc, dj = zoo.load(args.model), zoo.load(args.deepjscc)
-    k = encode(sc, x[:1], 10.0).symbols.shape[1]
-    k_dj = encode(dj, x[:1], 10.0).symbols.shape[1]
-    if k_dj != k:
-        print(f"warning: {args.deepjscc} uses k = {k_dj} channel uses, {args.model} k = {k}; the baselines get k = {k}",
-              file=sys.stderr)
-    cbr = k / (3 * x.shape[-1] * x.shape[-2])
-    note, model_info = _models_note([args.model, args.deepjscc])
-    given = list(sys.argv[1:] if argv is None else argv)
-    meta = {"command": "sccdm eval --suite paper " + shlex.join(
-                [a for i, a in enumerate(given) if a != "--suite" and not (i and given[i - 1] == "--suite")]),
-            "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-                       f" ({torch.get_num_threads()} threads)",
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "load_average_at_start": load,
-            "models_note": note,
-            "models": model_info, "k": k, "cbr": cbr, "n_images": int(x.shape[0]), "n_side_images": int(side.shape[0]),
-            "seed": args.seed, "batch": args.batch, "psnr_cap_db": PSNR_CAP_DB, "data_root": str(root)}
-    w = Writer(Path(args.out_dir), meta, caveat)
-    print(caveat, file=sys.stderr)
+MAIN_SCHEMES = ["sc-cdm", "nsf", "deepjscc", "jpeg-ldpc", "separation", "separation-csit"]
+ERASURE_SCHEMES = ["sc-cdm", "nsf", "deepjscc", "jpeg-ldpc", "separation"]
 
-    main_schemes = ["sc-cdm", "nsf", "deepjscc", "jpeg-ldpc", "separation", "separation-csit"]
-    erasure_schemes = ["sc-cdm", "nsf", "deepjscc", "jpeg-ldpc", "separation"]
-    total = (2 * len(args.snr_list) * x.shape[0] + len(args.tx_list) * len(args.snr_list) * side.shape[0]
-             + len(args.erasure_list) * side.shape[0])
-    pbar = tqdm(total=total, unit="img", desc="paper suite", disable=args.no_progress, file=sys.stderr)
-    run = Runner(sc, dj, k, args.batch, args.seed, pbar)
-    timings = {}
 
-    # 1. PSNR vs SNR on both channels (all schemes, all images).
+def _psnr_vs_snr(s: _Suite):
+    """Figure 1: PSNR vs SNR on both channels (all schemes, all images) -> (per-scheme stats, kept images, raw results)."""
+    args, x, run, pbar, w, k, cbr, timings = s.args, s.x, s.run, s.pbar, s.w, s.k, s.cbr, s.timings
+    main_schemes = MAIN_SCHEMES
     main_res, kept, raw = {}, {}, {}
     for kind in ("awgn", "rayleigh"):
         t = time.time()
@@ -364,8 +341,12 @@ def main(argv=None) -> int:
                 {"snr_db": args.snr_list, "schemes": per, "sc_cdm_vs_deepjscc": gains,
                  "jpeg_ldpc_budget": SCHEMES["jpeg-ldpc"].budget(k).to_dict()},
                 body, _snr_figure(per, args.snr_list, kind, k, cbr))
+    return main_res, kept, raw
 
-    # 2. Ablation: SC-CDM vs NSF, PSNR and SSIM.
+
+def _ablation(s: _Suite, main_res: dict, raw: dict):
+    """Figure 2: SC-CDM vs NSF on the main run's images and draws -> paired gains per channel."""
+    args, w = s.args, s.w
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     abl, rows = {}, []
@@ -392,8 +373,12 @@ def main(argv=None) -> int:
             "Same images, same channel draws; NSF is the decoder output of the same run before refinement. "
             "Paired difference with its 95 % CI.\n\n" +
             _table(rows, ["channel", "SNR dB", "SC-CDM PSNR", "NSF PSNR", "SC-CDM - NSF (dB)", "SC-CDM SSIM", "NSF SSIM"]), fig)
+    return abl
 
-    # 3. Visual grid at the highest SNR, AWGN.
+
+def _visual(s: _Suite, kept: dict):
+    """Figure 3: reconstructions at the highest SNR, AWGN."""
+    args, x, w = s.args, s.x, s.w
     order = ["jpeg-ldpc", "deepjscc", "nsf", "sc-cdm"]
     snr_top = max(args.snr_list)
     fig, grid_rows = _visual_grid(x[:args.grid], kept, order, snr_top)
@@ -402,7 +387,12 @@ def main(argv=None) -> int:
             "Rows: the first test images (one per class, fixed order). Labels: PSNR and gain over DeepJSCC.\n\n" +
             _table([[i] + r for i, r in enumerate(grid_rows)], ["image"] + [SCHEME_LABELS[s] for s in order]), fig)
 
-    # 4. SNR mismatch: the transmitter assumes tx_snr_db, the channel (and the receiver's estimate) differ.
+
+def _mismatch(s: _Suite, raw: dict):
+    """Figure 4: the transmitter assumes a fixed SNR, the channel differs."""
+    import matplotlib.pyplot as plt
+
+    args, side, run, pbar, w, timings = s.args, s.side, s.run, s.pbar, s.w, s.timings
     t = time.time()
     mism = {}
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
@@ -438,7 +428,13 @@ def main(argv=None) -> int:
             f"{side.shape[0]} images. The encoder is told `tx_snr_db`; the receiver decodes with the SNR it "
             "measures. Matched = the main AWGN run on the same images and draws.\n\n" + _table(rows, head), fig)
 
-    # 5. Erasure sweep.
+
+def _erasures(s: _Suite):
+    """Figure 5: symbol erasures at one SNR."""
+    import matplotlib.pyplot as plt
+
+    args, side, run, pbar, w, timings = s.args, s.side, s.run, s.pbar, s.w, s.timings
+    erasure_schemes = ERASURE_SCHEMES
     t = time.time()
     er = []
     for p in args.erasure_list:
@@ -461,9 +457,13 @@ def main(argv=None) -> int:
             f"{side.shape[0]} images. Erased symbols arrive as 0 (learned schemes) / zero LLRs (LDPC); the "
             "separation reference counts only arrived symbols and picks its rate without knowing the erasures.\n\n"
             + _table(rows, ["erasure p"] + [SCHEME_LABELS[s] for s in erasure_schemes] + ["JPEG+LDPC lost"]), fig)
-    pbar.close()
 
-    # 6. Summary.
+
+def _summary(s: _Suite, main_res: dict, abl: dict):
+    """The summary page: gains over DeepJSCC and NSF, distance to the separation reference, timings."""
+    t0, caveat = s.t0, s.caveat
+    args, run, w, timings = s.args, s.run, s.w, s.timings
+    snr_top = max(args.snr_list)
     pts = [(kd, i) for kd in ("awgn", "rayleigh") for i in range(len(args.snr_list))]
     gain_pct = [100 * (main_res[kd]["sc-cdm"][i]["psnr"] / main_res[kd]["deepjscc"][i]["psnr"] - 1) for kd, i in pts]
     vs_bound = {kd: [round(main_res[kd]["sc-cdm"][i]["psnr"] - main_res[kd]["separation"][i]["psnr"], 2)
@@ -491,6 +491,60 @@ def main(argv=None) -> int:
     w.write("summary", "Paper suite summary", summary, "\n".join(lines))
     print("\n".join(lines))
     print(f"\n{caveat}\nwrote {args.out_dir}/ in {timings['total_s']:.0f} s")
+
+
+def main(argv=None) -> int:
+    args = _parse(list(sys.argv[1:] if argv is None else argv))
+    import matplotlib
+    matplotlib.use("Agg")
+    from tqdm import tqdm
+
+    from . import zoo
+    from .data import find_cifar, image_to_tensor, load_split
+    from .pipeline import encode
+
+    t0 = time.time()
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    torch.set_num_threads(args.threads or (1 if load > cores - 0.5 else cores))
+    root = find_cifar(args.data)
+    original = any((root / p).exists() for p in ("test_batch", "cifar-10-batches-py"))
+    caveat = ORIGINAL_NOTE if original else DATA_CAVEAT
+    x = image_to_tensor(load_split(args.data, "test", args.limit))
+    side = x[:min(args.side_limit, x.shape[0])]
+    sc, dj = zoo.load(args.model), zoo.load(args.deepjscc)
+    k = encode(sc, x[:1], 10.0).symbols.shape[1]
+    k_dj = encode(dj, x[:1], 10.0).symbols.shape[1]
+    if k_dj != k:
+        print(f"warning: {args.deepjscc} uses k = {k_dj} channel uses, {args.model} k = {k}; the baselines get k = {k}",
+              file=sys.stderr)
+    cbr = k / (3 * x.shape[-1] * x.shape[-2])
+    note, model_info = _models_note([args.model, args.deepjscc])
+    given = list(sys.argv[1:] if argv is None else argv)
+    meta = {"command": "sccdm eval --suite paper " + shlex.join(
+                [a for i, a in enumerate(given) if a != "--suite" and not (i and given[i - 1] == "--suite")]),
+            "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+                       f" ({torch.get_num_threads()} threads)",
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "load_average_at_start": load,
+            "models_note": note,
+            "models": model_info, "k": k, "cbr": cbr, "n_images": int(x.shape[0]), "n_side_images": int(side.shape[0]),
+            "seed": args.seed, "batch": args.batch, "psnr_cap_db": PSNR_CAP_DB, "data_root": str(root)}
+    w = Writer(Path(args.out_dir), meta, caveat)
+    print(caveat, file=sys.stderr)
+
+    total = (2 * len(args.snr_list) * x.shape[0] + len(args.tx_list) * len(args.snr_list) * side.shape[0]
+             + len(args.erasure_list) * side.shape[0])
+    pbar = tqdm(total=total, unit="img", desc="paper suite", disable=args.no_progress, file=sys.stderr)
+    run = Runner(sc, dj, k, args.batch, args.seed, pbar)
+    timings = {}
+    st = _Suite(args, x, side, run, pbar, w, k, cbr, timings, caveat, t0)
+    main_res, kept, raw = _psnr_vs_snr(st)
+    abl = _ablation(st, main_res, raw)
+    _visual(st, kept)
+    _mismatch(st, raw)
+    _erasures(st)
+    pbar.close()
+    _summary(st, main_res, abl)
     return 0
 
 
