@@ -1,6 +1,6 @@
 """Channel models on complex symbols: AWGN, Rayleigh (block / fast), erasures, CSI modes.
 
-Conventions (REFERENCE section 3):
+Conventions (docs/conventions.md):
 
 * ``SNR = P / sigma^2`` with ``sigma^2`` the noise variance per COMPLEX symbol
   (``sigma^2 / 2`` per real dimension) and P = 1 after power normalisation.

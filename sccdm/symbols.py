@@ -1,6 +1,6 @@
 """Real latents <-> power-normalised complex channel symbols.
 
-Conventions (REFERENCE section 3): a latent of ``n_real`` real values per image
+Conventions (docs/conventions.md): a latent of ``n_real`` real values per image
 becomes ``k = n_real / 2`` complex symbols; each image is normalised on its own
 so that ``(1/k) * sum |z|^2 = P`` (P = 1 by default). CBR = k / (H * W * 3).
 """
