@@ -1,7 +1,7 @@
 """Plots of `sccdm eval` rows on photographs: PSNR vs SNR (one panel per results file) and PSNR vs CBR.
 
-    python benchmarks/plot_photos.py --vs-snr benchmarks/results/photos/kodak_awgn.json \
-        [--vs-snr more.json ...] [--vs-cbr benchmarks/results/photos/kodak_awgn_cbr.json] \
+    python benchmarks/plot_photos.py --vs-snr benchmarks/results/photos/kodak_awgn.json,more_rows.json \
+        [--vs-snr another_panel.json ...] [--vs-cbr benchmarks/results/photos/kodak_awgn_cbr.json] \
         --out benchmarks/results/photos
 
 Writes psnr_vs_snr.png and (with --vs-cbr) psnr_vs_cbr.png. The rows are what ``sccdm eval --out``
@@ -27,12 +27,13 @@ NAMES = {"sc-cdm": "SC-CDM", "nsf": "NSF (decoder only)", "deepjscc": "DeepJSCC"
 
 
 def _rows(path: Path) -> list[dict]:
-    return json.loads(Path(path).read_text())
+    """One results file, or several joined with commas (rows of separate runs on the same draws)."""
+    return [r for part in str(path).split(",") for r in json.loads(Path(part).read_text())]
 
 
 def _title(path: Path, rows: list[dict]) -> str:
     n = rows[0]["n_images"] if rows else 0
-    return f"{Path(path).stem} ({n} images)"
+    return f"{Path(str(path).split(',')[0]).stem} ({n} images)"
 
 
 def vs_snr(files: list[Path], out: Path) -> Path:
@@ -85,7 +86,8 @@ def vs_cbr(file: Path, out: Path) -> Path:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vs-snr", action="append", default=[], type=Path, help="an eval JSON (repeatable: panels)")
+    p.add_argument("--vs-snr", action="append", default=[], type=Path,
+                   help="an eval JSON, or A.json,B.json for one panel (repeatable: panels)")
     p.add_argument("--vs-cbr", default=None, type=Path, help="an eval JSON written with --cbr")
     p.add_argument("--out", required=True, type=Path)
     a = p.parse_args(argv)
