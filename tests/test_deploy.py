@@ -1312,3 +1312,33 @@ def test_real_engine_builds_runs_and_serves_an_image():
         stack.teardown()
     assert not client.containers.list(all=True, filters={"label": f"{docker_stack.LABEL}=sccdmtest"})
     assert not client.networks.list(filters={"label": f"{docker_stack.LABEL}=sccdmtest"})
+
+
+# ====================================================================== the compose files, as the real tool reads them
+
+def _compose_config(*args: str) -> dict:
+    import shutil
+    import subprocess
+    if not shutil.which("docker") or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode:
+        pytest.skip("no docker compose plugin (bash deploy/engine.sh installs it)")
+    r = subprocess.run(["docker", "compose", *args, "config", "--format", "json"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_compose_config_gpu_cpu_and_radio_profiles():
+    # the default file reserves the GPU for the model services only
+    gpu = _compose_config("-f", "docker-compose.yml")["services"]
+    assert set(gpu) == {"transmitter", "channel", "receiver", "gateway"}
+    for svc in ("transmitter", "receiver"):
+        (dev,) = gpu[svc]["deploy"]["resources"]["reservations"]["devices"]
+        assert dev["driver"] == "nvidia" and dev["capabilities"] == ["gpu"], (svc, dev)
+    for svc in ("channel", "gateway"):
+        assert not gpu[svc].get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices"), svc
+    # the CPU override removes the reservation (compose's !reset) and tags its own images; radio adds GNU Radio
+    cpu = _compose_config("-f", "docker-compose.yml", "-f", "docker-compose.cpu.yml", "--profile", "radio")["services"]
+    assert "gnuradio" in cpu
+    for svc in ("transmitter", "receiver"):
+        assert not cpu[svc]["deploy"]["resources"]["reservations"].get("devices"), svc
+        assert cpu[svc]["image"].endswith("-cpu") and cpu[svc]["environment"]["SCCDM_DEVICE"] == "cpu"
