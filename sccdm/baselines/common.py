@@ -2,12 +2,14 @@
 search for the best quality that fits a bit budget."""
 from __future__ import annotations
 
+import io
 from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
-__all__ = ["FALLBACK_RGB", "fallback_images", "to_uint8", "from_uint8", "psnr_u8", "highest_fitting"]
+__all__ = ["FALLBACK_RGB", "fallback_images", "to_uint8", "from_uint8", "psnr_u8", "highest_fitting", "decode_rgb"]
 
 # The CIFAR-10 training-set mean colour (the widely published per-channel means): what a
 # receiver shows when nothing arrived, the least-MSE constant guess without the image.
@@ -54,3 +56,17 @@ def highest_fitting(n: int, size: Callable[[int], int], max_bytes: int) -> int |
         if size(j) <= max_bytes:
             best = j
     return best
+
+
+def decode_rgb(data: bytes, what: str, height: int, width: int) -> np.ndarray:
+    """An image file -> uint8 [H, W, 3]; ValueError naming ``what`` when it does not decode to H x W
+    (what a receiver of damaged bits must expect)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            out = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:  # Pillow raises several types for corrupt files
+        raise ValueError(f"{what} does not decode ({type(e).__name__}: {e})") from None
+    if out.shape != (height, width, 3):
+        raise ValueError(f"decoded {what} is {out.shape}, expected {(height, width, 3)}")
+    return out

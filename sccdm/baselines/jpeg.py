@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from .common import highest_fitting
+from .common import decode_rgb, highest_fitting
 
 __all__ = ["MAX_QUALITY", "QUALITY_LADDER", "SUBSAMPLING", "encode_jpeg", "split_jpeg", "header_for",
            "jpeg_payload", "decode_payload", "best_fitting_quality"]
@@ -76,16 +76,7 @@ def decode_payload(payload: bytes, quality: int, height: int, width: int) -> np.
 
     Raises ValueError when the bytes do not decode to an image of that size.
     """
-    data = header_for(quality, height, width) + payload + EOI
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            out = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:  # Pillow raises several types for corrupt scans
-        raise ValueError(f"JPEG payload does not decode ({type(e).__name__}: {e})") from None
-    if out.shape != (height, width, 3):
-        raise ValueError(f"decoded JPEG is {out.shape}, expected {(height, width, 3)}")
-    return out
+    return decode_rgb(header_for(quality, height, width) + payload + EOI, "JPEG payload", height, width)
 
 
 def best_fitting_quality(img: np.ndarray, max_bytes: int, ladder=QUALITY_LADDER) -> tuple[int, bytes] | None:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import sys
@@ -49,10 +48,9 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..channels import ChannelConfig, apply_channel
-from .common import fallback_images, from_uint8, highest_fitting, to_uint8
+from .common import decode_rgb, fallback_images, from_uint8, highest_fitting, to_uint8
 from .jpeg import MAX_QUALITY, decode_payload
 from .ldpc_qam import LinkBudget, link_budget, transmit_bits
 from .separation import CODECS, available_codecs, encode_option
@@ -338,14 +336,7 @@ def _decode_file(data: bytes, codec: str, quality: int, hgt: int, wid: int) -> n
     """Raises ValueError when ``data`` does not decode to an H x W image."""
     if codec == "jpeg-payload":
         return decode_payload(data, quality, hgt, wid)
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            out = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:  # Pillow raises several types for corrupt files
-        raise ValueError(f"{codec} file does not decode ({type(e).__name__}: {e})") from None
-    if out.shape != (hgt, wid, 3):
-        raise ValueError(f"decoded {codec} is {out.shape}, expected {(hgt, wid, 3)}")
-    return out
+    return decode_rgb(data, f"{codec} file", hgt, wid)
 
 
 def _to_bits(value: int, n: int) -> np.ndarray:
