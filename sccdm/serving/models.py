@@ -18,6 +18,7 @@ class ModelStore:
         self.default, self.device = default, device
         self.photo, self.photo_min_side, self.rate = photo, photo_min_side, rate
         self._models: dict = {}
+        self._configs: dict = {}   # name -> codec config, read once (not per request)
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -50,12 +51,13 @@ class ModelStore:
         if name not in known:
             raise InvalidInput(f"unknown model {name!r}; available models: {', '.join(known) or '(none)'}")
 
-    @staticmethod
-    def sends(name: str, cbr: float) -> bool:
+    def sends(self, name: str, cbr: float) -> bool:
         """Whether zoo model ``name`` can send at ``cbr`` (its own CBR, or one of its rates)."""
         from .. import zoo
+        if name not in self._configs:
+            self._configs[name] = zoo.part_config(name)
         try:
-            zoo.part_config(name).channels_for_cbr(cbr)
+            self._configs[name].channels_for_cbr(cbr)
             return True
         except ValueError:
             return False
