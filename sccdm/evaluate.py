@@ -48,14 +48,8 @@ def _run_learned(model, x, cfg, seed, i, tx_snr_db, refine, channels=None):
     g = torch.Generator().manual_seed(seed * 100003 + i)
     rg = torch.Generator().manual_seed(seed * 100019 + i)
     o = simulate(model, x, cfg, g, tx_snr_db=tx_snr_db, refine=refine, refine_generator=rg, channels=channels)
-    k = _k(model, x, channels)
+    k = model.cfg.num_symbols(*x.shape[-2:], channels)
     return o["x_hat"].clamp(0, 1), torch.full((len(x),), k), torch.zeros(len(x), dtype=torch.bool)
-
-
-def _k(model, x, channels=None) -> int:
-    """Channel uses for one image of x's size (padding counted), sending ``channels`` latent channels."""
-    c, h, w = model.cfg.latent_shape(*x.shape[-2:])
-    return (channels or c) * h * w // 2
 
 
 def _channels(model, name: str, cbr: float | None) -> int | None:
@@ -143,7 +137,7 @@ def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9
                 else:
                     # the learned model's k for this size, with the learned schemes' seeds: same channel draws
                     m = model(names["sc-cdm"])
-                    k = _k(m, x, _channels(m, names["sc-cdm"], cbr))
+                    k = m.cfg.num_symbols(*x.shape[-2:], _channels(m, names["sc-cdm"], cbr))
                     o = SCHEMES[scheme](x, cfg, k, seed * 100003 + i)
                     x_hat = o["x_hat"]
                     uses = torch.as_tensor(o["channel_uses"]).reshape(-1).expand(len(x))

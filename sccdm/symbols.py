@@ -75,9 +75,10 @@ class LatentGeometry:
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         raise NotImplementedError
 
-    def num_symbols(self, height: int, width: int) -> int:
-        """Complex channel uses k for one H x W image."""
-        return num_symbols(self.latent_shape(height, width))
+    def num_symbols(self, height: int, width: int, channels: int | None = None) -> int:
+        """Complex channel uses k for one H x W image, sending ``channels`` latent channels (default all)."""
+        c, h, w = self.latent_shape(height, width)
+        return num_symbols((channels or c, h, w))
 
     def cbr(self, height: int, width: int) -> float:
         """k / (H * W * 3) for one H x W image (padding included in k)."""
