@@ -9,6 +9,7 @@ from sccdm.serving.logs import setup_logging
 from sccdm.serving.tls import TLSFiles
 
 from .app import create_app
+from .connections import guarded_protocol, raise_open_file_limit
 
 
 def main() -> int:
@@ -19,13 +20,19 @@ def main() -> int:
         print(f"gateway: configuration error: {e}", file=sys.stderr)
         return 2
     log = setup_logging("gateway", cfg.log_level)
+    nofile = raise_open_file_limit()
+    # the cap stays below the file limit (listening socket, gRPC channels, logs, spooled uploads)
+    max_conn = max(1, min(cfg.max_connections, nofile - 64))
     log.info("listening", extra={"fields": {"addr": f"{cfg.host}:{cfg.port}", "tx": cfg.tx_addr,
-                                             "channel": cfg.channel_addr, "rx": cfg.rx_addr}})
+                                             "channel": cfg.channel_addr, "rx": cfg.rx_addr,
+                                             "max_connections": max_conn, "open_file_limit": nofile,
+                                             "request_timeout_s": cfg.request_timeout_s}})
     # uvicorn re-raises the captured SIGTERM/SIGINT after draining; a Python handler turns that into exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, timeout_keep_alive=5,
+                http=guarded_protocol(max_conn, cfg.header_timeout_s))
     log.info("stopped")
     return 0
 

@@ -53,6 +53,15 @@ def _validate_channel(channel, snr_db, fading, block_size, csi, erasure_prob, tx
     return cfg
 
 
+def _timeout(cfg, timeout_s: float | None) -> float:
+    if timeout_s is None:
+        return cfg.request_timeout_s
+    if timeout_s > cfg.max_request_timeout_s:
+        raise GatewayError(422, f"timeout_s={timeout_s:g} is above the gateway's limit of "
+                                f"{cfg.max_request_timeout_s:g} s (SCCDM_MAX_REQUEST_TIMEOUT_S)")
+    return timeout_s
+
+
 @router.post("/transmit", summary="Send an image through transmitter -> channel -> receiver",
              responses={200: {"description": "JSON report, or the PNG with `Accept: image/png`",
                               "content": {"image/png": {}}},
@@ -79,11 +88,15 @@ async def transmit(
         cbr: float | None = Form(None, description="bandwidth, channel uses per real pixel value: a "
                                                   "rate-adaptive model sends its nearest rate (1/48, 1/24, 1/12); "
                                                   "omitted: the model's own; the report gives the k and CBR spent"),
+        timeout_s: float | None = Form(None, gt=0, description="deadline of this request in seconds, passed to "
+                                                             "every backend call (default SCCDM_REQUEST_TIMEOUT_S, "
+                                                             "at most SCCDM_MAX_REQUEST_TIMEOUT_S); give more for "
+                                                             "large photographs on a CPU"),
 ):
     cfg = request.app.state.cfg
     backends = request.app.state.backends
     t_start = time.monotonic()
-    deadline = t_start + cfg.request_timeout_s
+    deadline = t_start + _timeout(cfg, timeout_s)
     ch = _validate_channel(channel, snr_db, fading, block_size, csi, erasure_prob, tx_snr_db)
     seed = secrets.randbits(63) if seed is None else seed
     data = await read_limited(image, int(cfg.max_upload_mb * 2**20))

@@ -5,14 +5,11 @@ the web page at / and /static (page.py); bearer token, CORS and headers (securit
 """
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
-import logging
 
 from sccdm.serving import metrics
 from sccdm.serving.config import ServiceConfig
@@ -20,6 +17,11 @@ from sccdm.serving.config import ServiceConfig
 from . import api, ops, page, security
 from .clients import Backends
 from .errors import GatewayError, gateway_error_handler
+from .frontdoor import FrontDoor
+
+# /v1/transmit has 12 form fields and one file: a few more are tolerated, thousands are not
+FORM_LIMITS = {"max_fields": 32, "max_files": 1, "max_part_size": 16 * 1024}
+FORM_FIELDS_BYTES = 64 * 1024
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -47,7 +49,7 @@ def create_app(cfg: ServiceConfig | None = None, sec: security.SecurityConfig | 
     app = FastAPI(title="SC-CDM gateway", version="1.0",
                   description="Send an image through the SC-CDM link: Swin JSCC transmitter -> channel -> "
                               "receiver with compact diffusion refinement, as gRPC services.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, form_limits=FORM_LIMITS)
     app.state.cfg = cfg
     app.include_router(api.router)
     app.include_router(ops.router)
@@ -57,26 +59,10 @@ def create_app(cfg: ServiceConfig | None = None, sec: security.SecurityConfig | 
     async def _invalid(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _validation_message(exc), "errors": jsonable(exc.errors())}, status_code=422)
 
-    log = logging.getLogger("sccdm.gateway")
-    max_body = int(cfg.max_upload_mb * 2**20) + 64 * 1024  # the image plus the form fields
-
-    @app.middleware("http")
-    async def _count(request: Request, call_next):
-        t0 = time.perf_counter()
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) > max_body:
-            # refused before the multipart body is read at all
-            resp = JSONResponse({"detail": f"upload is larger than {cfg.max_upload_mb:g} MiB (SCCDM_MAX_UPLOAD_MB)"},
-                                status_code=413)
-        else:
-            resp = await call_next(request)
-        route = request.scope.get("route")
-        ms = (time.perf_counter() - t0) * 1000
-        metrics.observe("gateway", getattr(route, "path", "unmatched"), str(resp.status_code), ms / 1000)
-        if request.url.path not in ("/healthz", "/readyz", "/metrics"):
-            log.info("request", extra={"fields": {"method": request.method, "path": request.url.path,
-                                                  "status": resp.status_code, "ms": round(ms, 1)}})
-        return resp
+    # the image plus the form fields; counted while streaming, whatever the transfer encoding
+    max_body = int(cfg.max_upload_mb * 2**20) + FORM_FIELDS_BYTES
+    app.add_middleware(FrontDoor, max_body=max_body, limit_text=f"{cfg.max_upload_mb:g} MiB (SCCDM_MAX_UPLOAD_MB)",
+                       body_timeout_s=cfg.body_timeout_s)
 
     page.install(app)
     security.install(app, sec)

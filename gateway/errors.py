@@ -22,15 +22,27 @@ GRPC_TO_HTTP = {
 class GatewayError(Exception):
     """An answer other than success: HTTP status + a message a person can act on."""
 
-    def __init__(self, status: int, detail: str, **extra):
+    def __init__(self, status: int, detail: str, headers: dict | None = None, **extra):
         super().__init__(detail)
-        self.status, self.detail, self.extra = status, detail, extra
+        self.status, self.detail, self.extra, self.headers = status, detail, extra, headers or {}
+
+
+def _retry_after(err: grpc.RpcError) -> str | None:
+    try:
+        trailers = err.trailing_metadata() or ()
+    except Exception:  # noqa: BLE001 - errors raised before the call started carry none
+        return None
+    return next((str(v) for k, v in trailers if k == "retry-after"), None)
 
 
 def from_grpc(stage: str, err: grpc.RpcError) -> GatewayError:
     code = err.code()
     status = GRPC_TO_HTTP.get(code, 502)
     msg = err.details() or code.name
+    retry = _retry_after(err) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+    if retry is not None:  # a full queue, not a too-large request: the client should come back later
+        return GatewayError(503, f"{stage}: {msg}", headers={"Retry-After": retry}, stage=stage,
+                            grpc_code=code.name, retry_after_s=int(retry))
     if code == grpc.StatusCode.UNAVAILABLE:
         msg = f"the {stage} service is unavailable ({msg}); check /readyz and retry"
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -43,7 +55,7 @@ def from_grpc(stage: str, err: grpc.RpcError) -> GatewayError:
 
 
 async def gateway_error_handler(request: Request, exc: GatewayError) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status)
+    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status, headers=exc.headers)
 
 
 ERROR_SCHEMA = {

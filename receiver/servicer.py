@@ -11,7 +11,7 @@ from sccdm.channels import CSI_MODES
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.rpc import sccdm_pb2_grpc
 from sccdm.serving import convert
-from sccdm.serving.batcher import DynamicBatcher
+from sccdm.serving.batcher import service_batcher
 from sccdm.serving.models import ModelStore, model_list_proto
 from sccdm.serving.server import Service, rpc, stream
 
@@ -36,9 +36,9 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
     def __init__(self, cfg, log):
         super().__init__(cfg, log)
         self.models = ModelStore.from_config(cfg, self.device)
-        self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
-                                      key=lambda it: it.key, size=lambda it: it.y.shape[0], name="receiver",
-                                      limit=lambda key: cfg.batch_limit(*key[2]))
+        self.batcher = service_batcher(self._run_batch, cfg, name="receiver", key=lambda it: it.key,
+                                       size=lambda it: it.y.shape[0], pixels=lambda it: math.prod(it.image_size),
+                                       limit=lambda key: cfg.batch_limit(*key[2]))
 
     def load(self):
         model = self.models.load_default()

@@ -38,6 +38,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import cancel
+
 __all__ = ["DEFAULT_TILE_PIXELS", "DECODER_OVERLAP", "REFINER_OVERLAP", "tile_pixels_from_env", "needs_tiling",
            "tile_starts", "tiled_map", "decoder_tiling", "refiner_tiling", "decode", "refine"]
 
@@ -137,6 +139,7 @@ def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
     for i, y0 in enumerate(ys):
         wy = _weights_1d(ys, i, th, scale, margin, x.device)
         for j, x0 in enumerate(xs):
+            cancel.raise_if_cancelled()  # a server stops a large image here once its caller has gone
             y = fn(x[..., y0:y0 + th, x0:x0 + tw])
             if out is None:
                 out = torch.zeros(*y.shape[:2], h * scale, w * scale, dtype=y.dtype, device=y.device)

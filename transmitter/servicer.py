@@ -9,7 +9,7 @@ from sccdm import pipeline
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.rpc import sccdm_pb2_grpc
 from sccdm.serving import convert
-from sccdm.serving.batcher import DynamicBatcher
+from sccdm.serving.batcher import service_batcher
 from sccdm.serving.models import ModelStore, model_list_proto
 from sccdm.serving.server import Service, rpc, stream
 
@@ -28,10 +28,11 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
     def __init__(self, cfg, log):
         super().__init__(cfg, log)
         self.models = ModelStore.from_config(cfg, self.device)
-        self.batcher = DynamicBatcher(self._run_batch, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
-                                      key=lambda it: (it.model, tuple(it.images.shape[-2:]), it.channels),
-                                      size=lambda it: it.images.shape[0], name="transmitter",
-                                      limit=lambda key: cfg.batch_limit(*key[1]))
+        self.batcher = service_batcher(self._run_batch, cfg, name="transmitter",
+                                       key=lambda it: (it.model, tuple(it.images.shape[-2:]), it.channels),
+                                       size=lambda it: it.images.shape[0],
+                                       pixels=lambda it: it.images.shape[-2] * it.images.shape[-1],
+                                       limit=lambda key: cfg.batch_limit(*key[1]))
 
     def load(self):
         model = self.models.load_default()

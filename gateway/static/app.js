@@ -39,7 +39,9 @@ function formFor(overrides = {}) {
   f.append("image", state.blob, state.name || "image.png");
   const v = {
     channel: $("channel").value, snr_db: $("snr").value, refine: $("refine").checked ? "true" : "false",
-    erasure_prob: $("erasure").value, model: $("model").value, cbr: $("cbr").value, ...overrides,
+    erasure_prob: $("erasure").value, model: $("model").value, cbr: $("cbr").value,
+    // a person waits longer than a script's default deadline; leaving the page cancels the work
+    timeout_s: "300", ...overrides,
   };
   if (v.cbr === "") delete v.cbr;  // the model's own rate
   if (v.channel === "rayleigh") v.fading = $("fading").value;

@@ -23,6 +23,12 @@ SCCDM_MAX_BATCH            most images per batch in transmitter / receiver      
 SCCDM_MAX_WAIT_MS          longest wait for a batch to fill                       2
 SCCDM_MAX_BATCH_PIXELS     most pixels (images x H x W) per batch: large images   65536 (one 256x256,
                            batch worse than they run alone on a CPU              or 16 64x64)
+SCCDM_LARGE_PIXELS         images with more pixels (H * W) go to their own batch   262144 (512^2)
+                           lane and compute thread, so small ones keep their
+                           latency beside them
+SCCDM_MAX_QUEUE_PIXELS     most pixels waiting per lane; beyond, a request is     8388608 (two
+                           refused at once with RESOURCE_EXHAUSTED + retry-after   2048^2 images)
+                           (the gateway: 503 + Retry-After); 0 = no bound
 SCCDM_MAX_MESSAGE_MB       gRPC message size limit, both directions               64
 SCCDM_LOG_LEVEL            DEBUG, INFO, WARNING, ERROR                            INFO
 SCCDM_METRICS_PORT         Prometheus HTTP port of a gRPC service (0 = off)       transmitter 9101,
@@ -37,8 +43,17 @@ SCCDM_THREADS              torch intra-op threads (0 = torch's default)         
 SCCDM_TX_ADDR              gateway: transmitter host:port                         127.0.0.1:50051
 SCCDM_CHANNEL_ADDR         gateway: channel host:port                             127.0.0.1:50052
 SCCDM_RX_ADDR              gateway: receiver host:port                            127.0.0.1:50053
-SCCDM_REQUEST_TIMEOUT_S    gateway: deadline of one whole request                 120
-SCCDM_MAX_UPLOAD_MB        gateway: largest upload                                16
+SCCDM_REQUEST_TIMEOUT_S    gateway: deadline of one whole request, propagated to  25
+                           every backend call (below common 30 s client
+                           timeouts); a request may ask for another (timeout_s)
+SCCDM_MAX_REQUEST_TIMEOUT_S
+                           gateway: the longest deadline a request may ask for   600
+SCCDM_MAX_UPLOAD_MB        gateway: largest upload, counted while it streams      16
+SCCDM_MAX_CONNECTIONS      gateway: open connections; past it the oldest idle one  1000
+                           is closed (all busy: 503)
+SCCDM_HEADER_TIMEOUT_S     gateway: a connection must complete its request        10
+                           headers within this (from connect / last answer)
+SCCDM_BODY_TIMEOUT_S       gateway: longest pause while an upload streams (408)   30
 =========================  =====================================================  ==================
 
 The gateway serves its own /metrics on its HTTP port; 9100 is left to node_exporter.
@@ -103,6 +118,8 @@ class ServiceConfig:
     max_batch: int = 16
     max_wait_ms: float = 2.0
     max_batch_pixels: int = 65536
+    large_pixels: int = 512 * 512
+    max_queue_pixels: int = 2 * 2048 * 2048
     max_message_mb: float = 64.0
     log_level: str = "INFO"
     metrics_port: int = 0
@@ -113,8 +130,12 @@ class ServiceConfig:
     tx_addr: str = "127.0.0.1:50051"
     channel_addr: str = "127.0.0.1:50052"
     rx_addr: str = "127.0.0.1:50053"
-    request_timeout_s: float = 120.0
+    request_timeout_s: float = 25.0
+    max_request_timeout_s: float = 600.0
     max_upload_mb: float = 16.0
+    max_connections: int = 1000
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -158,6 +179,9 @@ class ServiceConfig:
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),
             max_wait_ms=_positive("SCCDM_MAX_WAIT_MS", _get(env, "SCCDM_MAX_WAIT_MS", 2.0, float), True),
             max_batch_pixels=_positive("SCCDM_MAX_BATCH_PIXELS", _get(env, "SCCDM_MAX_BATCH_PIXELS", 65536, int)),
+            large_pixels=_positive("SCCDM_LARGE_PIXELS", _get(env, "SCCDM_LARGE_PIXELS", 512 * 512, int)),
+            max_queue_pixels=_positive("SCCDM_MAX_QUEUE_PIXELS",
+                                       _get(env, "SCCDM_MAX_QUEUE_PIXELS", 2 * 2048 * 2048, int), True),
             max_message_mb=_positive("SCCDM_MAX_MESSAGE_MB", _get(env, "SCCDM_MAX_MESSAGE_MB", 64.0, float)),
             log_level=_get(env, "SCCDM_LOG_LEVEL", "INFO", str).upper(),
             metrics_port=_positive("SCCDM_METRICS_PORT",
@@ -169,8 +193,13 @@ class ServiceConfig:
             tx_addr=_get(env, "SCCDM_TX_ADDR", "127.0.0.1:50051", str),
             channel_addr=_get(env, "SCCDM_CHANNEL_ADDR", "127.0.0.1:50052", str),
             rx_addr=_get(env, "SCCDM_RX_ADDR", "127.0.0.1:50053", str),
-            request_timeout_s=_positive("SCCDM_REQUEST_TIMEOUT_S", _get(env, "SCCDM_REQUEST_TIMEOUT_S", 120.0, float)),
+            request_timeout_s=_positive("SCCDM_REQUEST_TIMEOUT_S", _get(env, "SCCDM_REQUEST_TIMEOUT_S", 25.0, float)),
+            max_request_timeout_s=_positive("SCCDM_MAX_REQUEST_TIMEOUT_S",
+                                            _get(env, "SCCDM_MAX_REQUEST_TIMEOUT_S", 600.0, float)),
             max_upload_mb=_positive("SCCDM_MAX_UPLOAD_MB", _get(env, "SCCDM_MAX_UPLOAD_MB", 16.0, float)),
+            max_connections=_positive("SCCDM_MAX_CONNECTIONS", _get(env, "SCCDM_MAX_CONNECTIONS", 1000, int)),
+            header_timeout_s=_positive("SCCDM_HEADER_TIMEOUT_S", _get(env, "SCCDM_HEADER_TIMEOUT_S", 10.0, float)),
+            body_timeout_s=_positive("SCCDM_BODY_TIMEOUT_S", _get(env, "SCCDM_BODY_TIMEOUT_S", 30.0, float)),
         )
         if not 0 < c.port < 65536:
             raise ConfigError(f"SCCDM_PORT must be in 1..65535, got {c.port}")

@@ -27,10 +27,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class RepeatFilter(logging.Filter):
+    """Let one WARNING-or-worse record with the same logger and message template through per ``every_s``;
+    the next one that passes says how many were suppressed. Why: under a flood (a client opening sockets
+    until the file limit, asyncio logging every failed accept) the log must not fill the disk."""
+
+    def __init__(self, every_s: float = 10.0):
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[tuple, float] = {}
+        self._dropped: dict[tuple, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg), str((getattr(record, "fields", None) or {}).get("error", "")))
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < self.every_s:
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        n = self._dropped.pop(key, 0)
+        if n:
+            record.fields = {**(getattr(record, "fields", None) or {}), "suppressed_repeats": n}
+        return True
+
+
 def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
-    """Route the root logger (and uvicorn's) through :class:`JsonFormatter`; return the service's logger."""
+    """Route the root logger (and uvicorn's) through :class:`JsonFormatter`, repeated warnings and errors
+    rate-limited (:class:`RepeatFilter`); return the service's logger."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -7,6 +7,8 @@ sccdm_batch_size{service}                     images per model batch (dynamic ba
 sccdm_batch_requests{service}                 requests per model batch
 sccdm_queue_wait_seconds{service}             time a request waited for its batch
 sccdm_ready{service}                          1 once the model is loaded
+sccdm_rejected_total{service}                 requests refused at once because the queue was full
+sccdm_abandoned_total{service}                batches stopped mid-computation because every caller had gone
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ BATCH_SIZE = Histogram("sccdm_batch_size", "Images per model batch", ["service"]
 BATCH_REQUESTS = Histogram("sccdm_batch_requests", "Requests per model batch", ["service"], buckets=BATCH_BUCKETS)
 QUEUE_WAIT = Histogram("sccdm_queue_wait_seconds", "Wait in the batcher queue", ["service"],
                        buckets=LATENCY_BUCKETS)
+REJECTED = Counter("sccdm_rejected_total", "Requests refused because the batcher queue was full", ["service"])
+ABANDONED = Counter("sccdm_abandoned_total", "Batches stopped because every caller had gone", ["service"])
 READY = Gauge("sccdm_ready", "1 when the service can answer", ["service"])
 
 

@@ -9,7 +9,8 @@
 
 Handlers are wrapped by :func:`rpc` so that every request is counted and timed,
 invalid input becomes INVALID_ARGUMENT (a reply known in advance to be too large
-RESOURCE_EXHAUSTED), a service still loading UNAVAILABLE, and
+RESOURCE_EXHAUSTED; a full queue RESOURCE_EXHAUSTED with a ``retry-after``
+trailer in seconds), a service still loading UNAVAILABLE, and
 an unexpected exception INTERNAL with a logged traceback (never a dead process).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import metrics
+from .batcher import Overloaded
 from .config import MODEL_SERVICES, ConfigError, ServiceConfig, resolve_device
 from .convert import InvalidInput, TooLarge
 from .logs import fields, setup_logging
@@ -63,7 +65,12 @@ class Service:
         """Release resources (batchers) at shutdown."""
 
 
+RETRY_AFTER_KEY = "retry-after"  # trailing metadata of an overload refusal: seconds, as HTTP's Retry-After
+
+
 def _classify(e: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(e, Overloaded):  # the request was fine; the queue is full (retry-after in the trailers)
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)
     if isinstance(e, TooLarge):  # the code gRPC itself gives an oversize message, so clients handle one code
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)
     if isinstance(e, InvalidInput):
@@ -76,6 +83,10 @@ def _classify(e: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(e, ValueError):  # library validation (ChannelConfig.validate, symbols_to_latent, ...)
         return grpc.StatusCode.INVALID_ARGUMENT, str(e)
     return grpc.StatusCode.INTERNAL, f"internal error ({type(e).__name__}: {e}); see the service log"
+
+
+def _trailers(e: BaseException) -> tuple:
+    return ((RETRY_AFTER_KEY, str(e.retry_after_s)),) if isinstance(e, Overloaded) else ()
 
 
 def rpc(method: str):
@@ -95,7 +106,7 @@ def rpc(method: str):
                 metrics.observe(self.name, method, code.name, time.perf_counter() - t0)
                 log = self.log.exception if code == grpc.StatusCode.INTERNAL else self.log.info
                 log("request failed", extra=fields(method=method, code=code.name, error=msg))
-                await context.abort(code, msg)
+                await context.abort(code, msg, _trailers(e))
             metrics.observe(self.name, method, "OK", time.perf_counter() - t0)
             return resp
         wrapper.__wrapped_impl__ = fn
@@ -133,7 +144,7 @@ def stream(method: str, unary):
                 except Exception as e:  # noqa: BLE001
                     code, msg = _classify(e)
                     metrics.observe(self.name, method, code.name, time.perf_counter() - t0)
-                    await context.abort(code, f"request #{i} of the stream: {msg}")
+                    await context.abort(code, f"request #{i} of the stream: {msg}", _trailers(e))
                 i += 1
                 yield resp
             metrics.observe(self.name, method, "OK", time.perf_counter() - t0)
