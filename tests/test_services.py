@@ -45,6 +45,27 @@ def test_reflection_lists_the_service_and_health(stubs):
         assert db.FindFileContainingSymbol(full).package == "sccdm.v1"
 
 
+def test_reflection_v1_answers_like_v1alpha(stubs):
+    """grpcurl and grpc-js ask grpc.reflection.v1 first: it lists the services and describes itself."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2 as r  # same messages and field numbers as v1
+
+    for name, full in SERVICES.items():
+        call = stubs["channels"][name].stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=r.ServerReflectionRequest.SerializeToString,
+            response_deserializer=r.ServerReflectionResponse.FromString)
+        listed, described = call(iter([r.ServerReflectionRequest(list_services=""),
+                                       r.ServerReflectionRequest(file_containing_symbol=
+                                                                 "grpc.reflection.v1.ServerReflection")]),
+                                 timeout=10)
+        names = {s.name for s in listed.list_services_response.service}
+        assert {full, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} <= names
+        fdp = descriptor_pb2.FileDescriptorProto.FromString(
+            described.file_descriptor_response.file_descriptor_proto[0])
+        assert fdp.package == "grpc.reflection.v1" and fdp.service[0].name == "ServerReflection"
+
+
 @pytest.mark.parametrize("cfg,refine", [
     (ChannelConfig("awgn", 10.0), True),
     (ChannelConfig("rayleigh", 5.0, fading="block", csi="mmse", erasure_prob=0.1), True),

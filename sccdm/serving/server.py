@@ -3,7 +3,7 @@
 * grpc.aio server with the message-size limit (SCCDM_MAX_MESSAGE_MB) both ways;
 * the standard health service under "" and the service's full name, NOT_SERVING
   until :meth:`Service.load` (the model) has finished, NOT_SERVING again on shutdown;
-* server reflection;
+* server reflection, v1 and v1alpha (:mod:`.reflection`);
 * Prometheus metrics on SCCDM_METRICS_PORT;
 * SIGTERM / SIGINT: stop accepting, finish in-flight requests (grace period), exit 0.
 
@@ -22,9 +22,8 @@ import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from . import metrics
+from . import metrics, reflection
 from .batcher import Overloaded
 from .config import MODEL_SERVICES, ConfigError, ServiceConfig, resolve_device
 from .convert import InvalidInput, TooLarge
@@ -188,8 +187,7 @@ async def _serve(cfg: ServiceConfig, log, make_service, add_to_server, tls: TLSF
     names = ("", cfg.grpc_service_name)
     for n in names:
         await health_svc.set(n, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (cfg.grpc_service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable((cfg.grpc_service_name, health.SERVICE_NAME), server)
     addr = f"{cfg.host}:{cfg.port}"
     try:
         creds = tls.server_credentials() if tls is not None else None
