@@ -72,7 +72,7 @@ def test_cancelled_requests_are_never_computed():
 
 
 def test_large_lane_does_not_hold_up_small_requests():
-    cfg = ServiceConfig("receiver", large_pixels=64 * 64, max_wait_ms=0)
+    cfg = ServiceConfig("receiver", lane_pixels=(64 * 64,), max_wait_ms=0)
     busy = threading.Event()
 
     def run(items):
@@ -96,3 +96,15 @@ def test_large_lane_does_not_hold_up_small_requests():
         return small_s
 
     assert asyncio.run(main()) < 0.5   # while the large one still computes
+
+
+def test_default_lanes_split_thumbnails_photos_and_large_photos():
+    from sccdm.serving.config import ConfigError
+
+    cfg = ServiceConfig.from_env("receiver", {})
+    b = service_batcher(lambda items: items, cfg, name="rx", key=lambda i: i, size=lambda i: 1,
+                        pixels=lambda i: i, limit=lambda key: 16)
+    assert [b.lane(s * s) for s in (32, 128, 256, 512, 1024, 2048)] == ["rx", "rx", "rx-1", "rx-1", "rx-2", "rx-2"]
+    assert ServiceConfig.from_env("receiver", {"SCCDM_LANE_PIXELS": "4096"}).lane_pixels == (4096,)
+    with pytest.raises(ConfigError, match="SCCDM_LANE_PIXELS"):
+        ServiceConfig.from_env("receiver", {"SCCDM_LANE_PIXELS": "big"})

@@ -227,13 +227,17 @@ class LanedBatcher:
 
 
 def service_batcher(run_batch, cfg, *, name: str, key, size, pixels, limit) -> LanedBatcher:
-    """The transmitter's / receiver's batcher: a "small" and a "large" lane (images above
-    cfg.large_pixels, one per request), each refusing work past cfg.max_queue_pixels waiting.
+    """The transmitter's / receiver's batcher: one lane per size class (cfg.lane_pixels bounds, e.g.
+    up to 128^2, up to 512^2, larger), each with its own compute thread and refusing work past
+    cfg.max_queue_pixels waiting. Lane names: ``name``, ``name-1``, ``name-2``, ... (metrics labels).
 
     pixels: ``item -> H * W`` of one image of the item.
     """
+    import bisect
+
+    bounds = tuple(cfg.lane_pixels)
     common = dict(key=key, size=size, limit=limit, cost=lambda it: size(it) * pixels(it),
-                  max_queue_cost=cfg.max_queue_pixels, max_wait_ms=cfg.max_wait_ms)
-    lanes = {"small": DynamicBatcher(run_batch, max_batch=cfg.max_batch, name=name, **common),
-             "large": DynamicBatcher(run_batch, max_batch=cfg.max_batch, name=f"{name}-large", **common)}
-    return LanedBatcher(lanes, lambda it: "large" if pixels(it) > cfg.large_pixels else "small")
+                  max_queue_cost=cfg.max_queue_pixels, max_wait_ms=cfg.max_wait_ms, max_batch=cfg.max_batch)
+    names = [name] + [f"{name}-{i}" for i in range(1, len(bounds) + 1)]
+    lanes = {n: DynamicBatcher(run_batch, name=n, **common) for n in names}
+    return LanedBatcher(lanes, lambda it: names[bisect.bisect_left(bounds, pixels(it))])

@@ -23,9 +23,10 @@ SCCDM_MAX_BATCH            most images per batch in transmitter / receiver      
 SCCDM_MAX_WAIT_MS          longest wait for a batch to fill                       2
 SCCDM_MAX_BATCH_PIXELS     most pixels (images x H x W) per batch: large images   65536 (one 256x256,
                            batch worse than they run alone on a CPU              or 16 64x64)
-SCCDM_LARGE_PIXELS         images with more pixels (H * W) go to their own batch   262144 (512^2)
-                           lane and compute thread, so small ones keep their
-                           latency beside them
+SCCDM_LANE_PIXELS          image sizes (H * W, comma-separated) that split work   16384,262144
+                           into lanes, each with its own queue and compute        (128^2, 512^2:
+                           thread, so small images keep their latency beside      three lanes)
+                           large ones
 SCCDM_MAX_QUEUE_PIXELS     most pixels waiting per lane; beyond, a request is     8388608 (two
                            refused at once with RESOURCE_EXHAUSTED + retry-after   2048^2 images)
                            (the gateway: 503 + Retry-After); 0 = no bound
@@ -95,6 +96,17 @@ def _positive(name: str, value, allow_zero=False):
     return value
 
 
+def _lanes(raw: str) -> tuple:
+    try:
+        bounds = tuple(sorted({int(x) for x in raw.split(",") if x.strip()}))
+    except ValueError:
+        raise ConfigError(f"SCCDM_LANE_PIXELS={raw!r}: expected comma-separated pixel counts, e.g. 16384,262144") \
+            from None
+    if any(b <= 0 for b in bounds):
+        raise ConfigError(f"SCCDM_LANE_PIXELS={raw!r}: pixel counts must be > 0")
+    return bounds
+
+
 def resolve_device(spec: str) -> str:
     """"auto" -> "cuda" when torch sees a GPU, else "cpu"; anything else is returned as given."""
     if spec in ("", "auto"):
@@ -118,7 +130,7 @@ class ServiceConfig:
     max_batch: int = 16
     max_wait_ms: float = 2.0
     max_batch_pixels: int = 65536
-    large_pixels: int = 512 * 512
+    lane_pixels: tuple = (128 * 128, 512 * 512)
     max_queue_pixels: int = 2 * 2048 * 2048
     max_message_mb: float = 64.0
     log_level: str = "INFO"
@@ -179,7 +191,7 @@ class ServiceConfig:
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),
             max_wait_ms=_positive("SCCDM_MAX_WAIT_MS", _get(env, "SCCDM_MAX_WAIT_MS", 2.0, float), True),
             max_batch_pixels=_positive("SCCDM_MAX_BATCH_PIXELS", _get(env, "SCCDM_MAX_BATCH_PIXELS", 65536, int)),
-            large_pixels=_positive("SCCDM_LARGE_PIXELS", _get(env, "SCCDM_LARGE_PIXELS", 512 * 512, int)),
+            lane_pixels=_lanes(_get(env, "SCCDM_LANE_PIXELS", "16384,262144", str)),
             max_queue_pixels=_positive("SCCDM_MAX_QUEUE_PIXELS",
                                        _get(env, "SCCDM_MAX_QUEUE_PIXELS", 2 * 2048 * 2048, int), True),
             max_message_mb=_positive("SCCDM_MAX_MESSAGE_MB", _get(env, "SCCDM_MAX_MESSAGE_MB", 64.0, float)),
