@@ -27,7 +27,7 @@ untiled calls run unchanged, bit for bit.
 Tiles are at most ``floor(sqrt(tile_pixels))`` pixels on a side (so no model call sees more
 pixels than the largest untiled image) and are spread evenly, which makes the overlaps as
 wide as the tile count allows. ``tile_pixels`` comes from the argument, else the environment
-variable ``SCCDM_TILE_PIXELS``, else ``DEFAULT_TILE_PIXELS`` (512 * 512); 0 turns tiling off.
+variable ``SCCDM_TILE_PIXELS``, else ``DEFAULT_TILE_PIXELS`` (256 * 256); 0 turns tiling off.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from . import cancel
 __all__ = ["DEFAULT_TILE_PIXELS", "DECODER_OVERLAP", "REFINER_OVERLAP", "tile_pixels_from_env", "needs_tiling",
            "tile_starts", "tiled_map", "decoder_tiling", "refiner_tiling", "decode", "refine"]
 
-DEFAULT_TILE_PIXELS = 512 * 512
+DEFAULT_TILE_PIXELS = 256 * 256
 DECODER_OVERLAP = 128   # image pixels (16 latent pixels for the Swin codec, 32 for DeepJSCC)
 DECODER_MARGIN = 32     # image pixels next to a tile's inner edge that get no weight (4 latent pixels for Swin)
 REFINER_OVERLAP = 64    # image pixels

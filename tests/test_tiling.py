@@ -65,7 +65,7 @@ def test_blend_weights_sum_to_one(scale, margin):
 
 def test_config_and_env(monkeypatch):
     from sccdm.serving.config import ServiceConfig
-    assert ServiceConfig.from_env("receiver", {}).tile_pixels == tiling.DEFAULT_TILE_PIXELS == 512 * 512
+    assert ServiceConfig.from_env("receiver", {}).tile_pixels == tiling.DEFAULT_TILE_PIXELS == 256 * 256
     assert ServiceConfig.from_env("receiver", {"SCCDM_TILE_PIXELS": "0"}).tile_pixels == 0
     monkeypatch.setenv("SCCDM_TILE_PIXELS", "1000")
     assert tiling.needs_tiling(32, 32) and not tiling.needs_tiling(32, 31)

@@ -37,7 +37,7 @@ SCCDM_METRICS_PORT         Prometheus HTTP port of a gRPC service (0 = off)     
                                                                                   receiver 9103
 SCCDM_CHANNEL_BACKEND      channel backend (sccdm.backends)                       emulated
 SCCDM_MAX_PIXELS           largest image (H * W) accepted                         4194304 (2048^2)
-SCCDM_TILE_PIXELS          receiver: images with more pixels (H * W) are decoded  262144 (512^2)
+SCCDM_TILE_PIXELS          receiver: images with more pixels (H * W) are decoded  65536 (256^2)
                            and refined in overlapping tiles of at most this many
                            pixels, bounding memory (sccdm/tiling.py; 0 = never)
 SCCDM_THREADS              torch intra-op threads (0 = torch's default)           0
@@ -137,7 +137,7 @@ class ServiceConfig:
     metrics_port: int = 0
     channel_backend: str = "emulated"
     max_pixels: int = 2048 * 2048
-    tile_pixels: int = 512 * 512
+    tile_pixels: int = 256 * 256
     threads: int = 0
     tx_addr: str = "127.0.0.1:50051"
     channel_addr: str = "127.0.0.1:50052"
@@ -200,7 +200,7 @@ class ServiceConfig:
                                    _get(env, "SCCDM_METRICS_PORT", DEFAULT_METRICS_PORTS.get(service, 0), int), True),
             channel_backend=_get(env, "SCCDM_CHANNEL_BACKEND", "emulated", str),
             max_pixels=_positive("SCCDM_MAX_PIXELS", _get(env, "SCCDM_MAX_PIXELS", 2048 * 2048, int)),
-            tile_pixels=_positive("SCCDM_TILE_PIXELS", _get(env, "SCCDM_TILE_PIXELS", 512 * 512, int), True),
+            tile_pixels=_positive("SCCDM_TILE_PIXELS", _get(env, "SCCDM_TILE_PIXELS", 256 * 256, int), True),
             threads=_positive("SCCDM_THREADS", _get(env, "SCCDM_THREADS", 0, int), True),
             tx_addr=_get(env, "SCCDM_TX_ADDR", "127.0.0.1:50051", str),
             channel_addr=_get(env, "SCCDM_CHANNEL_ADDR", "127.0.0.1:50052", str),
