@@ -1,7 +1,21 @@
-"""gRPC clients of the three services, one channel each, created inside the running event loop."""
+"""gRPC clients of the three services, one channel each, created inside the running event loop.
+
+A backend restart (``sccdm stack up`` or the orchestrator starts a killed service again) should cost no
+request that arrives after it. Encode, Transmit and Decode carry their seed, so repeating one gives the
+same answer, and two mechanisms repeat them:
+
+* gRPC's own retry policy (service config): UNAVAILABLE is tried again up to 5 times with backoff, under
+  a retry budget (retryThrottling) so that an outage does not multiply the load by five;
+* a bounded wait for readiness: before a call, and once more after an UNAVAILABLE answer, the gateway
+  waits up to SCCDM_BACKEND_READY_WAIT_S (default 8 s, never past the request's deadline) for the
+  backend's channel to connect. This is wait_for_ready with a limit: a backend that is down for good still
+  gets a 503 quickly instead of every request hanging until its deadline.
+"""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 
 import grpc
@@ -17,9 +31,31 @@ from .errors import GatewayError, from_grpc
 STAGES = ("transmitter", "channel", "receiver")
 
 
+RETRY_POLICY = {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"]}
+# a token per failed call, 0.2 back per success; retries stop while fewer than half the tokens are left
+RETRY_BUDGET = {"maxTokens": 20, "tokenRatio": 0.2}
+READY_WAIT_S = 8.0
+
+
+def service_config() -> str:
+    """Retries for the three sccdm services only: health checks must report what they see, at once."""
+    names = [{"service": GRPC_SERVICE_NAMES[s]} for s in STAGES]
+    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}],
+                       "retryThrottling": RETRY_BUDGET})
+
+
+def ready_wait_s(env=None) -> float:
+    v = float((os.environ if env is None else env).get("SCCDM_BACKEND_READY_WAIT_S", READY_WAIT_S))
+    if not v >= 0:
+        raise ValueError(f"SCCDM_BACKEND_READY_WAIT_S must be >= 0, got {v}")
+    return v
+
+
 def channel_options(cfg: ServiceConfig) -> list:
     n = cfg.max_message_bytes
     return [("grpc.max_send_message_length", n), ("grpc.max_receive_message_length", n),
+            ("grpc.enable_retries", 1), ("grpc.service_config", service_config()),
             # a restarted backend is found again within a second, not after gRPC's default 2-minute backoff
             ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
@@ -40,20 +76,42 @@ class Backends:
         self.channel = pbg.ChannelStub(self.channels["channel"])
         self.receiver = pbg.ReceiverStub(self.channels["receiver"])
         self.health = {k: health_pb2_grpc.HealthStub(c) for k, c in self.channels.items()}
+        self.ready_wait_s = ready_wait_s()
 
     async def close(self):
         await asyncio.gather(*(c.close() for c in self.channels.values()), return_exceptions=True)
 
     async def call(self, stage: str, method, request, deadline: float):
-        """Call ``method(request)`` with the time left until ``deadline`` (time.monotonic())."""
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise GatewayError(504, f"request deadline passed before the {stage} stage (SCCDM_REQUEST_TIMEOUT_S)",
-                               stage=stage)
+        """Call ``method(request)`` with the time left until ``deadline`` (time.monotonic()).
+
+        An UNAVAILABLE answer (gRPC's retries used up: the backend died mid-call or is restarting) is
+        tried once more after the channel has connected again, if that happens within the ready wait."""
+        ready_by = time.monotonic() + self.ready_wait_s  # one wait budget for the whole call
+        for attempt in (1, 2):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GatewayError(504, f"request deadline passed before the {stage} stage "
+                                        f"(SCCDM_REQUEST_TIMEOUT_S)", stage=stage)
+            try:
+                if not await self._ready(stage, min(ready_by, deadline)):
+                    raise GatewayError(503, f"the {stage} service is unavailable (not connected again within "
+                                            f"{self.ready_wait_s:g} s); check /readyz and retry",
+                                       stage=stage, grpc_code="UNAVAILABLE")
+                return await method(request, timeout=max(0.001, deadline - time.monotonic()))
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == 2:
+                    raise from_grpc(stage, e) from None
+
+    async def _ready(self, stage: str, until: float) -> bool:
+        """Wait (until ``until``, monotonic) for the channel to be READY; False if it was not in time."""
+        ch = self.channels[stage]
+        if ch.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return True
         try:
-            return await method(request, timeout=left)
-        except grpc.RpcError as e:
-            raise from_grpc(stage, e) from None
+            await asyncio.wait_for(ch.channel_ready(), max(0.0, until - time.monotonic()))
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     async def check(self, timeout: float = 1.0) -> dict[str, str]:
         """Health of each backend: "SERVING", "NOT_SERVING", or "UNREACHABLE (...)"."""

@@ -11,6 +11,12 @@ waits until every service reports SERVING over gRPC health and the gateway's
 Ctrl-C / SIGTERM, when it stops all four (each gets SIGTERM, then SIGKILL after
 10 s). It can run in the background: ``sccdm send`` waits for /readyz itself.
 
+While it serves, a service that dies is started again (sccdm.supervisor: backoff 0.5 s doubling to
+10 s, back to 0.5 s after 30 s up) and the others keep serving; every restart is printed and counted
+(``Stack.describe()``). The children get SIGKILL from the kernel if ``stack up`` itself dies, so a
+killed stack leaves no process holding its ports; a port that is still taken is reported with the
+PIDs holding it.
+
 :class:`Stack` is the same thing as a Python object (used by the tests and benchmarks).
 """
 from __future__ import annotations
@@ -25,7 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from .ports import describe_holders
 from .send import run_demo
+from .supervisor import Supervisor, popen_tied
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("transmitter", "channel", "receiver")
@@ -69,7 +77,7 @@ class Stack:
 
     def __init__(self, gateway_port: int = 0, host: str = "127.0.0.1", model: str | None = None,
                  env: dict | None = None, log_dir: str | Path | None = None, metrics: bool = True,
-                 python: str = sys.executable):
+                 python: str = sys.executable, supervise: bool = False):
         self.host, self.python = host, python
         n = 2 * len(SERVICES) + (0 if gateway_port else 1)
         ports = free_ports(n, host)
@@ -84,6 +92,8 @@ class Stack:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
+        self.supervise = supervise
+        self.supervisor: Supervisor | None = None
 
     # ------------------------------------------------------------ addresses
     def addr(self, name: str) -> str:
@@ -120,9 +130,10 @@ class Stack:
         if name in self.procs and self.procs[name].poll() is None:
             return self.procs[name]
         log = open(self.log_path(name), "ab")
-        # own session: a terminal's Ctrl-C reaches only `stack up`, which then stops the children in order
-        p = subprocess.Popen([self.python, "-m", name], cwd=str(REPO), env=self._env(name), stdout=log,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        # own session: a terminal's Ctrl-C reaches only `stack up`, which then stops the children in order;
+        # tied: the kernel kills the child if this process dies without stopping it (SIGKILL, OOM)
+        p = popen_tied([self.python, "-m", name], cwd=str(REPO), env=self._env(name), stdout=log,
+                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self.procs[name] = p
         return p
@@ -174,10 +185,16 @@ class Stack:
         except httpx.HTTPError:
             return False
 
+    def check_ports(self) -> None:
+        """StackError naming the PIDs that hold any of the stack's ports (a stale stack, typically)."""
+        busy = [(n, p) for n, p in self.ports.items() if port_busy(self.host, p)]
+        if busy:
+            what = "; ".join(f"{n} port {p} on {self.host} is in use{describe_holders(p)}" for n, p in busy)
+            raise StackError(f"{what}. Stop that process (a stale `sccdm stack up`?) or pass --port N "
+                             f"(--port 0 for any free port)")
+
     def start(self, timeout: float = 240.0) -> "Stack":
-        if port_busy(self.host, self.ports["gateway"]):
-            raise StackError(f"port {self.ports['gateway']} on {self.host} is in use; pass --port N "
-                             f"(or --port 0 for any free port)")
+        self.check_ports()
         try:
             for name in ALL:
                 self.start_service(name)
@@ -186,7 +203,27 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        if self.supervise:
+            self.start_supervising()
         return self
+
+    def start_supervising(self, on_event=None, **kwargs) -> Supervisor:
+        """Restart dead services from now on (a thread; :meth:`stop` ends it before the services)."""
+        if self.supervisor is None or not self.supervisor.is_alive():
+            self.supervisor = Supervisor(self, ALL, on_event=on_event or self._log_event, **kwargs)
+            self.supervisor.start()
+        return self.supervisor
+
+    def stop_supervising(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+
+    def _log_event(self, msg: str) -> None:
+        print(f"sccdm stack: {msg}", file=sys.stderr, flush=True)
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        return self.supervisor.restarts if self.supervisor else {n: 0 for n in ALL}
 
     def restart_service(self, name: str, timeout: float = 180.0) -> None:
         self.stop_service(name)
@@ -194,6 +231,7 @@ class Stack:
         self.wait_service(name, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
+        self.stop_supervising()  # first, or it would start again what is being stopped
         # gateway first so nothing new comes in, then the three services together
         self.stop_service("gateway", timeout)
         live = [self.procs[n] for n in SERVICES if n in self.procs and self.procs[n].poll() is None]
@@ -210,11 +248,18 @@ class Stack:
     def dead(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is not None]
 
+    def _status(self, name: str) -> str:
+        p = self.procs.get(name)
+        state = "not started" if p is None else (f"pid {p.pid}" if p.poll() is None else f"exited {p.returncode}")
+        return f"   [{state}, restarts {self.restarts.get(name, 0)}]"
+
     def describe(self) -> str:
-        lines = [f"gateway      {self.gateway_url}   (docs {self.gateway_url}/docs, metrics {self.gateway_url}/metrics)"]
+        lines = [f"gateway      {self.gateway_url}   (docs {self.gateway_url}/docs, metrics {self.gateway_url}/metrics)"
+                 + self._status("gateway")]
         for s in SERVICES:
             m = self.metrics_ports[s]
-            lines.append(f"{s:<12} grpc {self.addr(s)}" + (f"   metrics http://{self.host}:{m}/metrics" if m else ""))
+            lines.append(f"{s:<12} grpc {self.addr(s)}" + (f"   metrics http://{self.host}:{m}/metrics" if m else "")
+                         + self._status(s))
         lines.append(f"logs         {self.log_dir}")
         return "\n".join(lines)
 
@@ -225,20 +270,32 @@ class Stack:
         self.stop()
 
 
-def up(args) -> int:
-    if args.docker:
-        from .deploy import docker_stack  # needs the Docker SDK: imported only when asked for
-        return int(docker_stack.up(args) or 0)
+def _stack_from_args(args) -> Stack:
     env = {}
     if args.max_batch is not None:
         env["SCCDM_MAX_BATCH"] = str(args.max_batch)
     if args.max_wait_ms is not None:
         env["SCCDM_MAX_WAIT_MS"] = str(args.max_wait_ms)
-    stack = Stack(gateway_port=args.port, host=args.host, model=args.model, env=env, log_dir=args.log_dir)
-    stopping = {"sig": None}
+    return Stack(gateway_port=args.port, host=args.host, model=args.model, env=env, log_dir=args.log_dir,
+                 supervise=True)
+
+
+def _serve(stack: Stack) -> None:
+    """Until a signal: the Supervisor restarts dead services; a restart is no reason to stop the rest."""
+    # SIGUSR1 prints the status (pids, restart counts) without stopping anything
+    signal.signal(signal.SIGUSR1, lambda *_: print(stack.describe(), flush=True))
+    print("serving; Ctrl-C stops everything (SIGUSR1 prints the status)", flush=True)
+    while True:
+        time.sleep(1.0)
+
+
+def up(args) -> int:
+    if args.docker:
+        from .deploy import docker_stack  # needs the Docker SDK: imported only when asked for
+        return int(docker_stack.up(args) or 0)
+    stack = _stack_from_args(args)
 
     def on_signal(signum, frame):
-        stopping["sig"] = signum
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -257,16 +314,7 @@ def up(args) -> int:
             rc = run_demo(stack.gateway_url, out=args.demo_out)
             if args.exit_after_demo:
                 return rc
-        print("serving; Ctrl-C stops everything", flush=True)
-        while True:
-            time.sleep(1.0)
-            dead = [n for n in stack.dead()]
-            if dead:
-                for n in dead:
-                    print(f"{n} exited unexpectedly (code {stack.procs[n].returncode}); log ends:\n"
-                          f"{stack.log_tail(n, 15)}", file=sys.stderr)
-                rc = 1
-                break
+        _serve(stack)
     except KeyboardInterrupt:
         pass
     finally:
@@ -274,7 +322,7 @@ def up(args) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("stopping ...", flush=True)
         stack.stop()
-        print("stopped", flush=True)
+        print(f"stopped (restarts: {stack.restarts})", flush=True)
     return rc
 
 
