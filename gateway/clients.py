@@ -36,6 +36,7 @@ RETRY_POLICY = {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s", 
 # a token per failed call, 0.2 back per success; retries stop while fewer than half the tokens are left
 RETRY_BUDGET = {"maxTokens": 20, "tokenRatio": 0.2}
 READY_WAIT_S = 8.0
+RETRY_PAUSE_S = 0.25  # between the gateway's own tries, after gRPC's retries (~1.5 s of backoff) gave up
 
 
 def service_config() -> str:
@@ -84,23 +85,24 @@ class Backends:
     async def call(self, stage: str, method, request, deadline: float):
         """Call ``method(request)`` with the time left until ``deadline`` (time.monotonic()).
 
-        An UNAVAILABLE answer (gRPC's retries used up: the backend died mid-call or is restarting) is
-        tried once more after the channel has connected again, if that happens within the ready wait."""
-        ready_by = time.monotonic() + self.ready_wait_s  # one wait budget for the whole call
-        for attempt in (1, 2):
-            left = deadline - time.monotonic()
-            if left <= 0:
+        UNAVAILABLE (gRPC's own retries used up: the backend died mid-call, is restarting, or is up but
+        still loading its model) is tried again, after the channel is connected, until the ready wait
+        (SCCDM_BACKEND_READY_WAIT_S from the first attempt) or the deadline runs out."""
+        ready_by = min(deadline, time.monotonic() + self.ready_wait_s)
+        while True:
+            if deadline - time.monotonic() <= 0:
                 raise GatewayError(504, f"request deadline passed before the {stage} stage "
                                         f"(SCCDM_REQUEST_TIMEOUT_S)", stage=stage)
+            if not await self._ready(stage, ready_by):
+                raise GatewayError(503, f"the {stage} service is unavailable (not connected within "
+                                        f"{self.ready_wait_s:g} s); check /readyz and retry",
+                                   stage=stage, grpc_code="UNAVAILABLE")
             try:
-                if not await self._ready(stage, min(ready_by, deadline)):
-                    raise GatewayError(503, f"the {stage} service is unavailable (not connected again within "
-                                            f"{self.ready_wait_s:g} s); check /readyz and retry",
-                                       stage=stage, grpc_code="UNAVAILABLE")
                 return await method(request, timeout=max(0.001, deadline - time.monotonic()))
             except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == 2:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() + RETRY_PAUSE_S >= ready_by:
                     raise from_grpc(stage, e) from None
+            await asyncio.sleep(RETRY_PAUSE_S)  # safe to repeat: every request carries its seed
 
     async def _ready(self, stage: str, until: float) -> bool:
         """Wait (until ``until``, monotonic) for the channel to be READY; False if it was not in time."""

@@ -31,6 +31,7 @@ class Load:
     clients: int = 3
     deadline_s: float = 15.0    # sent as timeout_s: the gateway's deadline for each request
     pause_s: float = 0.0        # between one client's requests: keeps the load bounded on small machines
+    error_pause_s: float = 0.1  # after a failed request
     log: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -52,9 +53,11 @@ class Load:
         with httpx.Client(base_url=self.url, timeout=self.deadline_s + 10) as c:
             n = 0
             while not self._stop.is_set():
-                self.log.append(self._one(c, seed=1000 * i + n))
+                o = self._one(c, seed=1000 * i + n)
+                self.log.append(o)
                 n += 1
-                self._stop.wait(self.pause_s)
+                # like a real client, back off a little after an error (refused while the gateway restarts)
+                self._stop.wait(self.pause_s if o.status == 200 else max(self.pause_s, self.error_pause_s))
 
     def _one(self, c: httpx.Client, seed: int) -> Outcome:
         t0 = time.monotonic()
