@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +182,72 @@ def test_gateway_through_gnuradio(flowgraph, tmp_path):
     ref = pipeline.simulate(model, x, ChannelConfig(kind="awgn", snr_db=10), torch.Generator().manual_seed(1))
     p_ideal = psnr(ref["x_hat"].clamp(0, 1), x).item()
     assert abs(rep["psnr_db"] - p_ideal) <= 1.5, (rep["psnr_db"], p_ideal)
+
+
+# ---- a source that never stops (issue 12): zeros or noise between bursts, as an SDR delivers ----------------
+
+def _in_thread(fn, limit_s):
+    """Run fn() in a thread; a receive loop that never ends fails the test instead of hanging it."""
+    import threading
+    box = {}
+
+    def body():
+        try:
+            box["value"] = fn()
+        except BaseException as e:          # handed back to the test
+            box["error"] = e
+
+    th = threading.Thread(target=body, daemon=True)
+    t0 = __import__("time").monotonic()
+    th.start()
+    th.join(limit_s)
+    assert not th.is_alive(), f"transmit still running after {limit_s} s (the receive loop ignores its deadline)"
+    return box, __import__("time").monotonic() - t0
+
+
+@pytest.mark.parametrize("snr_db", [10.0, 60.0])      # 60 dB: practically zeros between bursts
+def test_continuous_stream_no_burst_times_out_then_burst_decodes(flowgraph, snr_db):
+    """A streaming flowgraph (throttled source, zeros between bursts + the channel's noise): a transmission that
+    carries no burst times out within 10 % of the deadline, and the same backend then decodes a real one."""
+    from dataclasses import replace
+
+    from sccdm.channels import ChannelConfig
+    from sccdm.link import LinkTimeout
+
+    fg = flowgraph(snr_db=snr_db, freq_offset=1e-3, stream_rate=250000, seed=4)
+    fg.backend.timeout_ms = deadline_ms = 1500
+    cfg = ChannelConfig(kind="awgn", snr_db=10)
+    g = torch.Generator().manual_seed(1)
+    z = (torch.complex(torch.randn(4, 256, generator=g), torch.randn(4, 256, generator=g)) * 0.7071).to(torch.complex64)
+    plan = fg.backend.session.plan(z)
+    silent = replace(plan, samples=np.zeros_like(plan.samples))
+    box, took = _in_thread(lambda: fg.backend.channel_stream(silent, cfg, None), 3 * deadline_ms / 1000)
+    assert isinstance(box.get("error"), LinkTimeout), box
+    assert "no burst" in str(box["error"])
+    assert 0.95 * deadline_ms / 1000 <= took <= 1.1 * deadline_ms / 1000, took
+    # the worker is free: the next transmission takes the lock and comes back well before its deadline
+    box, took = _in_thread(lambda: fg.backend.transmit(z, cfg, None), 3 * deadline_ms / 1000)
+    assert "error" not in box, box
+    res = box["value"]
+    assert res.extras["frames_received"] == 4 and took < deadline_ms / 1000, (res.extras["frames_received"], took)
+    # the stream keeps flowing around the burst: more samples came back than the burst alone
+    assert res.extras["samples_received"] > res.extras["samples_sent"]
+    if snr_db == 10.0:
+        assert torch.all((res.snr_db - 10).abs() <= 1.0), res.snr_db
+        assert abs(-10 * np.log10(((res.y - z).abs() ** 2).mean().item()) - 10) < 1.5
+
+
+def test_continuous_stream_nobody_takes_the_samples_times_out(tmp_path):
+    """No flowgraph pulls: the send side honours the same deadline (not one timeout per chunk)."""
+    from sccdm.backends.zmq import ZmqBackend
+    from sccdm.channels import ChannelConfig
+    from sccdm.link import LinkTimeout
+
+    be = ZmqBackend(f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}", timeout_ms=800)
+    z = torch.ones(8, 512, dtype=torch.complex64)
+    try:
+        box, took = _in_thread(lambda: be.transmit(z, ChannelConfig(kind="awgn"), None), 5)
+    finally:
+        be.close()
+    assert isinstance(box.get("error"), LinkTimeout) and "took samples" in str(box["error"]), box
+    assert took <= 0.88, took

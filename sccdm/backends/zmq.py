@@ -18,8 +18,16 @@ Environment:
   return samples (default 5000).
 * ``SCCDM_LINK_<FIELD>`` - the link parameters (:class:`sccdm.link.LinkConfig`).
 
+One deadline (``SCCDM_ZMQ_TIMEOUT_MS``) covers sending and receiving, whatever
+the far end does. The receive loop ends when the burst is complete - active
+blocks spanning the transmission followed by quiet ones (:class:`BurstGate`) -,
+when a source that only answers bursts has gone quiet, or at the deadline. A
+source that never stops (an SDR delivering zeros or noise between bursts,
+``flowgraph.py --stream-rate``) works: only the burst and a margin around it
+go to the receiver.
+
 Errors: :class:`sccdm.link.LinkTimeout` when the flowgraph takes or returns
-nothing in time, :class:`sccdm.link.NoBurstError` when samples came back but
+nothing in time, or streams without any burst until the deadline, :class:`sccdm.link.NoBurstError` when samples came back but
 no frame was found in them (both :class:`sccdm.link.LinkError`).
 """
 from __future__ import annotations
@@ -40,6 +48,11 @@ __all__ = ["ZmqBackend"]
 
 CHUNK = 8192        # samples per ZMQ message
 FLUSH = 4096        # extra silence pushed after a transmission so every filter in the flowgraph drains
+QUIET_S = 0.1       # a source that only answers bursts is done when it stays silent this long
+BLOCK = 2048        # gate block: power known to ~2 % (1/sqrt(BLOCK)), so a 1 dB rise above the floor shows
+GATE_RATIO = 1.17   # active block: above 1.17 x the quietest block (noise blocks stay within ~1.12 x of it)
+TAIL_BLOCKS = 2     # quiet blocks after the burst that say it ended (FLUSH = 2 blocks of silence follow it)
+MAX_KEEP = 1 << 22  # samples kept while waiting for a burst in an endless stream (32 MiB)
 
 
 class ZmqBackend(LinkBackend):
@@ -67,7 +80,6 @@ class ZmqBackend(LinkBackend):
             self._ctx = zmq.Context()
             self._push = self._ctx.socket(zmq.PUSH)
             self._push.setsockopt(zmq.LINGER, 0)
-            self._push.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
             self._push.bind(self.tx)
             self._pull = self._ctx.socket(zmq.PULL)
             self._pull.setsockopt(zmq.LINGER, 0)
@@ -88,39 +100,135 @@ class ZmqBackend(LinkBackend):
         except Exception:
             pass
 
-    def _drain(self, pull) -> int:
+    def _drain(self, pull, until: float) -> int:
+        """Drop what the flowgraph queued before this transmission (bounded in time: a streaming source
+        never runs dry, so 'until nothing is left' could last forever)."""
         n = 0
-        while pull.poll(0):
+        stop = min(until, time.monotonic() + 0.05)
+        while time.monotonic() < stop and pull.poll(0):
             n += len(pull.recv(zmq.NOBLOCK))
         return n
 
+    def _send(self, push, tx: np.ndarray, deadline: float) -> None:
+        for i in range(0, len(tx), CHUNK):
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            # every send may wait only for what is left of the one deadline, not a fresh timeout each
+            push.setsockopt(zmq.SNDTIMEO, left_ms)
+            try:
+                push.send(tx[i:i + CHUNK].tobytes(), copy=True)
+                continue
+            except zmq.Again:
+                pass
+            break
+        else:
+            return
+        raise LinkTimeout(f"zmq: no flowgraph took samples from {self.tx} within {self.timeout_ms} ms "
+                          "(is deploy/gnuradio/flowgraph.py running and pointed at it?)")
+
     def channel_stream(self, plan, cfg, generator) -> np.ndarray:
         with self._lock:
-            push, pull = self._sockets()
-            self._drain(pull)  # stale output of an earlier, interrupted transmission
-            tx = np.concatenate([plan.samples, np.zeros(FLUSH, dtype=np.complex64)]).astype("<c8")
-            for i in range(0, len(tx), CHUNK):
-                try:
-                    push.send(tx[i:i + CHUNK].tobytes(), copy=True)
-                except zmq.Again:
-                    raise LinkTimeout(f"zmq: no flowgraph took samples from {self.tx} within {self.timeout_ms} ms "
-                                      "(is deploy/gnuradio/flowgraph.py running and pointed at it?)") from None
-            # the flowgraph returns about len(tx) / epsilon samples; wait for nearly all, then until quiet
-            need = int(len(tx) * (1 - 2 * self.session.cfg.max_eps)) - 512
-            parts, got = [], 0
             deadline = time.monotonic() + self.timeout_ms / 1000.0
+            push, pull = self._sockets()
+            self._drain(pull, deadline)  # stale output of an earlier transmission, or a radio's idle stream
+            tx = np.concatenate([plan.samples, np.zeros(FLUSH, dtype=np.complex64)]).astype("<c8")
+            self._send(push, tx, deadline)
+            gate = BurstGate(len(plan.samples), self.session.cfg.max_eps)
+            # the flowgraph returns about len(tx) / epsilon samples
+            need = int(len(tx) * (1 - 2 * self.session.cfg.max_eps)) - 512
+            timed_out = False
             while True:
                 left = deadline - time.monotonic()
-                wait_ms = 100 if got >= need else max(0, int(left * 1000))
-                if (got < need and left <= 0) or not pull.poll(wait_ms):
+                if left <= 0:
+                    timed_out = True
                     break
-                msg = pull.recv()
-                parts.append(np.frombuffer(msg, dtype="<c8"))
-                got += len(parts[-1])
-            if got == 0:
-                raise LinkTimeout(f"zmq: no samples came back from {self.rx} within {self.timeout_ms} ms "
-                                  "(is the flowgraph's push sink bound there?)")
-            return np.concatenate(parts).astype(np.complex64)
+                # never wait past the deadline, whatever the source does
+                if not pull.poll(max(1, int(min(left, QUIET_S) * 1000))):
+                    if gate.got >= need and (gate.got <= 2 * len(tx) or gate.seen_burst()):
+                        break  # a source that only answers bursts went quiet after ours (a streaming one may pause)
+                    continue
+                gate.add(np.frombuffer(pull.recv(), dtype="<c8"))
+                if gate.done():
+                    break
+            return self._result(gate, timed_out)
+
+    def _result(self, gate: "BurstGate", timed_out: bool) -> np.ndarray:
+        if gate.got == 0:
+            raise LinkTimeout(f"zmq: no samples came back from {self.rx} within {self.timeout_ms} ms "
+                              "(is the flowgraph's push sink bound there?)")
+        if timed_out and gate.streaming() and not gate.seen_burst():
+            # a radio that streams noise but carried no burst: nothing for the receiver to search
+            raise LinkTimeout(f"zmq: {gate.got} samples streamed from {self.rx} in {self.timeout_ms} ms "
+                              f"but no burst rose above the noise floor (floor {gate.floor():.3g} per sample)")
+        return gate.samples()
+
+
+class BurstGate:
+    """Where a burst sits in a stream that may never stop (an SDR's idle noise or zeros).
+
+    The stream is cut into BLOCK-sample blocks; a block is active when its mean power exceeds
+    GATE_RATIO x the quietest block seen (the noise floor). The burst is complete once active
+    blocks span most of the transmission and TAIL_BLOCKS quiet blocks follow them. Memory is
+    bounded: blocks long before any activity are dropped. Samples: complex64.
+    """
+
+    def __init__(self, n_tx: int, max_eps: float):
+        self.n_tx = int(n_tx)
+        self.min_span = int(0.8 * n_tx * (1 - 2 * max_eps))
+        self.blocks: list[np.ndarray] = []
+        self.power: list[float] = []
+        self.carry = np.zeros(0, dtype=np.complex64)
+        self.got = 0
+
+    def add(self, x: np.ndarray) -> None:
+        self.got += len(x)
+        x = np.concatenate([self.carry, x.astype(np.complex64)])
+        n = len(x) // BLOCK * BLOCK
+        for i in range(0, n, BLOCK):
+            b = x[i:i + BLOCK]
+            self.blocks.append(b)
+            self.power.append(float(np.mean(np.abs(b) ** 2)))
+        self.carry = x[n:]
+        self._bound()
+
+    def _bound(self) -> None:
+        keep = max(4 * self.n_tx, MAX_KEEP) // BLOCK
+        if len(self.blocks) > keep and not self._active()[:len(self.blocks) - keep].any():
+            cut = len(self.blocks) - keep
+            del self.blocks[:cut], self.power[:cut]
+
+    def floor(self) -> float:
+        return min(self.power) if self.power else 0.0
+
+    def _active(self) -> np.ndarray:
+        p = np.asarray(self.power)
+        return p > GATE_RATIO * self.floor() + 1e-20
+
+    def streaming(self) -> bool:
+        """Quiet blocks seen: the source delivers more than our burst."""
+        return bool(len(self.power)) and not self._active().all()
+
+    def _span(self) -> tuple[int, int] | None:
+        act = np.flatnonzero(self._active())
+        if len(act) == 0 or (act[-1] - act[0] + 1) * BLOCK < self.min_span:
+            return None
+        return int(act[0]), int(act[-1])
+
+    def seen_burst(self) -> bool:
+        return self._span() is not None
+
+    def done(self) -> bool:
+        span = self._span()
+        return span is not None and len(self.power) - 1 - span[1] >= TAIL_BLOCKS
+
+    def samples(self) -> np.ndarray:
+        """The burst with a margin of quiet blocks around it (everything if no burst stood out)."""
+        span = self._span()
+        blocks = self.blocks + [self.carry]
+        if span is not None and self.streaming():
+            blocks = blocks[max(0, span[0] - TAIL_BLOCKS):span[1] + TAIL_BLOCKS + 1]
+        return np.concatenate(blocks).astype(np.complex64)
 
 
 register("zmq", ZmqBackend)
