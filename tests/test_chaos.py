@@ -9,11 +9,13 @@ gateway's ready wait - no request failed at all."""
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -103,32 +105,64 @@ def _alive(pid: int) -> bool:
         return False
 
 
+class _Lines:
+    """A child's output lines, read by a thread, so that waiting for one can time out."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._q: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self._q.put(x) for x in stream], daemon=True).start()
+
+    def until(self, pattern: str, timeout: float) -> re.Match:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._q.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} in {timeout:g} s:\n{self.text}") from None
+            self.lines.append(line)
+            if m := re.search(pattern, line):
+                return m
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def _kill_all(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.slow
-def test_sigkill_of_stack_up_leaves_no_child_and_frees_the_ports(tmp_path):
+def test_stack_up_restarts_a_dead_child_and_dies_with_its_children(tmp_path):
+    """`sccdm stack up`: SIGKILL of the channel -> restarted, counted, the rest untouched; then SIGKILL of
+    `stack up` itself -> every child (the restarted one too) gone and every port free within 10 s."""
     p = subprocess.Popen([sys.executable, "-m", "sccdm.cli", "stack", "up", "--port", "0", "--log-dir",
                           str(tmp_path / "logs")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, env={**os.environ, "SCCDM_DEVICE": "cpu"})
-    lines = []
+    out, pids, ports = _Lines(p.stdout), [], []
     try:
-        for line in p.stdout:
-            lines.append(line)
-            if line.startswith("serving;"):
-                break
+        out.until(r"^serving;", 240)
+        pids = [int(x) for x in re.findall(r"\[pid (\d+),", out.text)]
+        ports = [int(x) for x in re.findall(r"(?:grpc |http://)[\w.\[\]]*:(\d+)", out.text)]
+        assert len(pids) == 4 and len(set(ports)) >= 4, out.text
+        channel = int(re.search(r"channel .*\[pid (\d+),", out.text).group(1))
+        os.kill(channel, signal.SIGKILL)
+        pids.append(int(out.until(r"channel restarted \(restart 1, pid (\d+)\)", 30).group(1)))
+        p.send_signal(signal.SIGUSR1)   # the status: the channel counted once, the others untouched
+        out.until(r"^channel .*restarts 1\]", 10)
+        assert all(_alive(pid) for pid in pids if pid != channel), out.text
     finally:
         p.kill()  # no SIGTERM: `stack up` gets no chance to stop anything itself
         p.wait(10)
-    out = "".join(lines)
-    pids = [int(x) for x in re.findall(r"\[pid (\d+),", out)]
-    ports = [int(x) for x in re.findall(r"(?:grpc |http://)[\w.\[\]]*:(\d+)", out)]
     try:
-        assert len(pids) == 4 and len(set(ports)) >= 4, out
         end = time.monotonic() + 10
         while any(map(_alive, pids)) or any(port_busy("127.0.0.1", port) for port in ports):
-            assert time.monotonic() < end, ([pid for pid in pids if _alive(pid)], out)
+            assert time.monotonic() < end, ([pid for pid in pids if _alive(pid)], out.text)
             time.sleep(0.1)
     finally:
-        for pid in pids:  # should the test fail, it leaves no process behind either
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(pids)  # should the test fail, it leaves no process behind either
