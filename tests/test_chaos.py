@@ -1,7 +1,7 @@
 """Chaos (issue 11): the supervised stack survives SIGKILL of each of its processes under load, and a
 SIGKILLed ``sccdm stack up`` takes its children with it.
 
-The first test reuses the session's stack with supervision switched on for its duration; it kills
+The first test runs its own supervised stack (a failure here leaves the session's stack alone); it kills
 transmitter, channel, receiver and gateway in turn while three clients keep sending 32x32 images with a
 15 s deadline, and asserts: serving again within 10 s with no manual step, no request past its
 deadline, every request sent after the restart answered 200, and - when a backend came back within the
@@ -19,6 +19,7 @@ import threading
 import time
 
 import pytest
+from conftest_stack import STACK_ENV, started_stack
 
 from sccdm.chaos import Load, kill_and_wait, summary
 from sccdm.stack import ALL, REPO, Stack, StackError, port_busy
@@ -29,10 +30,16 @@ DEADLINE_S = 15.0
 READY_WAIT_S = 8.0  # the gateway's default SCCDM_BACKEND_READY_WAIT_S
 
 
-def test_sigkill_each_service_under_load(stack, make_png):
+@pytest.fixture(scope="module")
+def supervised_stack(tmp_path_factory):
+    yield from started_stack(STACK_ENV, tmp_path_factory.mktemp("chaos-logs"), 300, "supervised stack",
+                             supervise=True)
+
+
+def test_sigkill_each_service_under_load(supervised_stack, make_png):
+    stack = supervised_stack
     data, _ = make_png(32, 32)
     before = dict(stack.restarts)
-    stack.start_supervising()
     load = Load(stack.gateway_url, data, clients=3, deadline_s=DEADLINE_S).start()
     windows = []
     try:
@@ -44,7 +51,6 @@ def test_sigkill_each_service_under_load(stack, make_png):
             windows.append((name, t_kill, back_s, t_back, time.monotonic() - 0.5))
     finally:
         load.stop()
-        stack.stop_supervising()
     statuses = [o.status for o in load.log]
     assert all(o.dt < DEADLINE_S + 2 for o in load.log), max(o.dt for o in load.log)
     assert "ReadTimeout" not in statuses
