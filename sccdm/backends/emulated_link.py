@@ -7,8 +7,13 @@ offset and sample-clock offset, and the receiver finds the bursts, synchronises,
 estimates the channel and the SNR. Compare with ``emulated`` (genie CSI) for
 the cost of realism.
 
+Receiver front-end impairments, after the noise (:mod:`sccdm.link.frontend`):
+``dc`` (complex DC offset) and ``iq_mag_db`` / ``iq_phase_deg`` (IQ imbalance,
+GNU Radio's iqbal_gen receiver model).
+
 Environment: ``SCCDM_LINK_CFO`` (cycles per sample, default 0),
-``SCCDM_LINK_EPS_PPM`` (clock offset in ppm, default 0), and every
+``SCCDM_LINK_EPS_PPM`` (clock offset in ppm, default 0), ``SCCDM_LINK_DC``,
+``SCCDM_LINK_IQ_MAG_DB``, ``SCCDM_LINK_IQ_PHASE_DEG`` (default 0), and every
 ``SCCDM_LINK_<FIELD>`` of :class:`sccdm.link.LinkConfig` (e.g. SCCDM_LINK_SPS,
 SCCDM_LINK_IMAGES_PER_FRAME).
 """
@@ -22,7 +27,8 @@ import torch
 
 from . import register
 from ..link.backend import LinkBackend
-from ..link.framing import LinkConfig, layout
+from ..link.framing import LinkConfig
+from ..link.frontend import add_dc, iq_imbalance
 from ..link.pulse import frac_interp
 
 __all__ = ["EmulatedLinkBackend"]
@@ -46,8 +52,17 @@ def _cn(n: int, generator) -> np.ndarray:
 class EmulatedLinkBackend(LinkBackend):
     name = "emulated_link"
 
-    def __init__(self, link: LinkConfig | None = None, cfo: float | None = None, eps_ppm: float | None = None):
+    def __init__(self, link: LinkConfig | None = None, cfo: float | None = None, eps_ppm: float | None = None,
+                 dc: complex | None = None, iq_mag_db: float | None = None, iq_phase_deg: float | None = None):
         super().__init__(link)
+        try:
+            self.dc = complex(os.environ.get("SCCDM_LINK_DC", "0") if dc is None else dc)
+        except ValueError:
+            raise ValueError(f"SCCDM_LINK_DC={os.environ.get('SCCDM_LINK_DC')!r} is not a complex number") from None
+        self.iq = (_env_float("SCCDM_LINK_IQ_MAG_DB", 0.0) if iq_mag_db is None else float(iq_mag_db),
+                   _env_float("SCCDM_LINK_IQ_PHASE_DEG", 0.0) if iq_phase_deg is None else float(iq_phase_deg))
+        if not np.isfinite(self.dc) or abs(self.iq[1]) >= 90 or not np.all(np.isfinite(self.iq)):
+            raise ValueError(f"front-end impairments out of range: dc={self.dc}, iq={self.iq} (|phase| < 90 deg)")
         self.cfo = _env_float("SCCDM_LINK_CFO", 0.0) if cfo is None else float(cfo)
         self.eps = 1e-6 * (_env_float("SCCDM_LINK_EPS_PPM", 0.0) if eps_ppm is None else float(eps_ppm))
         if abs(self.cfo) > 0.5 / (self.session.cfg.zc_len * self.session.cfg.sps):
@@ -97,6 +112,10 @@ class EmulatedLinkBackend(LinkBackend):
             x = x * np.exp(1j * (2 * math.pi * self.cfo * np.arange(len(x)) + phi0))
         nv = 10.0 ** (-float(cfg.snr_db) / 10.0)
         x = x + math.sqrt(nv) * _cn(len(x), generator)
+        if any(self.iq):
+            x = iq_imbalance(x, *self.iq)
+        if self.dc:
+            x = add_dc(x, self.dc)
         return x.astype(np.complex64), hs
 
 

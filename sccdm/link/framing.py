@@ -53,7 +53,9 @@ class LinkConfig:
     survive deeper fades); images_per_frame;
     max_eps: largest sample-clock offset tracked; detect_threshold: Schmidl-Cox
     metric for a candidate; confirm_threshold: normalised preamble correlation
-    to accept one; track: pilot tracking on/off.
+    to accept one; track: pilot tracking on/off; dc_remove: subtract the
+    stream's mean (a receiver's DC offset); iq_correct: estimate and remove
+    the IQ-imbalance image per frame (:mod:`sccdm.link.frontend`).
     """
 
     sps: int = 4
@@ -74,6 +76,8 @@ class LinkConfig:
     detect_threshold: float = 0.06
     confirm_threshold: float = 0.06
     track: bool = True
+    dc_remove: bool = True
+    iq_correct: bool = True
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:

@@ -27,6 +27,7 @@ import numpy as np
 from .estimate import (_regressors, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer, snr_from_repeat,
                        track_pilots)
 from .fec import viterbi_decode
+from .frontend import frontend_ls, image_significant, remove_image
 from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_symbols, layout,
                       pilot_sequence, preamble_symbols, training_symbols)
 from .pulse import matched_filter, rrc_taps, shape
@@ -80,6 +81,9 @@ class RxFrame:
     cfo: float
     eps: float
     taps: np.ndarray
+    image_db: float = -120.0
+    dc: complex = 0j
+    fix: tuple = (0j, 0j)        # (DC, image coefficient w) of the raw stream, 0 where not significant
 
 
 @dataclass
@@ -88,6 +92,8 @@ class DemodResult:
     candidates: int
     rejected: list[dict] = field(default_factory=list)
     n_samples: int = 0
+    dc: complex = 0j             # the raw stream's DC offset and IQ image coefficient, as removed
+    iq_w: complex = 0j
 
 
 class _Reject(Exception):
@@ -116,8 +122,28 @@ class Receiver:
         return matched_filter(seg, self.taps)[a - a0:]
 
     def demodulate(self, samples: np.ndarray) -> DemodResult:
-        """samples: complex [n] (any rate-consistent stream) -> every frame found, in order."""
+        """samples: complex [n] (any rate-consistent stream) -> every frame found, in order.
+
+        With dc_remove / iq_correct, a first pass measures the front-end's DC and IQ image on every
+        frame found; where they are significant the raw stream is corrected once and searched again,
+        so detection, timing and CFO work on clean samples too (twice the work only then).
+        """
         raw = np.asarray(samples).astype(np.complex64).astype(np.complex128)
+        res = self._demodulate(raw)
+        fixes = [fr.fix for fr in res.frames]
+        if not fixes or not any(abs(v) for fx in fixes for v in fx):
+            return res
+        dc = complex(np.mean([fx[0] for fx in fixes]))
+        w = complex(np.mean([fx[1] for fx in fixes]))
+        clean = raw - dc
+        clean = clean - w * np.conj(clean)       # (mu r + nu r*) - w (mu r + nu r*)* = (mu - w nu*) r
+        res2 = self._demodulate(clean)
+        if len(res2.frames) < len(res.frames):
+            return res                           # never lose a frame to a bad correction
+        res2.dc, res2.iq_w = dc, w
+        return res2
+
+    def _demodulate(self, raw: np.ndarray) -> DemodResult:
         mf = matched_filter(raw, self.taps)
         metric, p = schmidl_cox(mf, self.lag, self.window)
         cands = find_candidates(metric, self.cfg.detect_threshold, self.lag)
@@ -215,8 +241,13 @@ class Receiver:
         rows = np.arange(0, lay.n_known - dd)
         w_res = cfo_from_halves(r, x[:lay.n_known], rows, dd)
         r = r * np.exp(-1j * w_res * idx)
+        f_mf = f                                 # what the matched-filter stage removed: the raw phase reference
         f += w_res / (2 * np.pi * sps)
         g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
+        image_db, dc, fix = -120.0, 0j, (0j, 0j)
+        if c.iq_correct or c.dc_remove:
+            r, image_db, dc, fix = self._clean_frontend(r, x, lay, rows, f, f_mf * t0, eps)
+            g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
         snr_rep, _ = snr_from_repeat(r[lay.train1], r[lay.train2])
         w, beta = mmse_equalizer(g, s2, c.eq_taps)
         sinr = beta / (1 - beta)
@@ -234,4 +265,42 @@ class Receiver:
         h = (h_eff * gain).reshape(shape_)
         snr_img = lin_db(np.mean(np.abs(h) ** 2, axis=1) / s2)
         return RxFrame(hdr, y, h, s2, snr_img, float(lin_db(sinr)), float(lin_db(np.sum(np.abs(g) ** 2) / s2)),
-                       float(lin_db(snr_rep)), t0, f, eps, g)
+                       float(lin_db(snr_rep)), t0, f, eps, g, image_db, dc, fix)
+
+    def _clean_frontend(self, r: np.ndarray, x: np.ndarray, lay, rows: np.ndarray, f: float, turn0: float,
+                        eps: float) -> tuple[np.ndarray, float, complex, tuple]:
+        """Remove the receiver's DC offset and IQ-imbalance image from one frame's symbol-rate samples.
+
+        r: complex [n]; x: complex [lay.total] known symbols (0 elsewhere); f: the CFO removed (cycles per
+        sample), turn0: the CFO phase (cycles) removed at the frame's first symbol, eps: clock offset. Removing the CFO
+        turned the DC by -f per sample and the image (a conjugate) by -2f. The stream's mean cannot serve
+        as the DC: the BPSK header of mostly-zero fields has a mean of its own.
+        Returns (r, image-to-signal ratio in dB as estimated, DC at symbol rate, (DC, w) of the raw
+        stream where significant - see :meth:`demodulate`). r keeps an image no larger than the
+        estimate's own noise.
+        """
+        c, dd = self.cfg, self.d
+        n = np.arange(len(r))
+        f_sym = f * self.cfg.sps * (1 + eps)
+        dc_turn = np.exp(-2j * np.pi * f_sym * n) if c.dc_remove else None
+        rot = np.exp(-4j * np.pi * f_sym * n) if c.iq_correct else None
+        g_wl, g2, dc, s_wl = frontend_ls(r, x[:lay.n_known], rows, dd, rot, dc_turn)
+        e_g = max(float(np.sum(np.abs(g_wl) ** 2)), 1e-30)
+        ratio_db = float(lin_db(np.sum(np.abs(g2) ** 2) / e_g)) if len(g2) else -120.0
+        # back to the raw stream (see demodulate): the matched filter passes a DC times the taps' sum;
+        # the image tap g2 = w conj(g) turned by the CFO phase at t0
+        dc_sig = dc_turn is not None and abs(dc) ** 2 > 10 * s_wl / len(rows)
+        im_sig = rot is not None and image_significant(g2, s_wl, len(rows))
+        fix = (dc * np.exp(2j * np.pi * turn0) / np.sum(self.taps) if dc_sig else 0j,
+               complex(np.sum(g2 * g_wl) / e_g * np.exp(4j * np.pi * turn0)) if im_sig else 0j)
+        if dc_turn is not None:
+            r = r - dc * dc_turn
+        if not im_sig:
+            return r, ratio_db, complex(dc), fix
+        # soft estimates of the data from an equaliser trained without the image, known symbols elsewhere
+        w, beta = mmse_equalizer(g_wl, s_wl, c.eq_taps)
+        x_hat = x.copy()
+        x_hat[lay.data_idx] = equalize_fir(r, w, lay.data_idx) / beta
+        x_hat[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
+        x_hat[lay.post] = self.train
+        return remove_image(r, x_hat, g2, rot), ratio_db, complex(dc), fix

@@ -136,8 +136,8 @@ class LinkSession:
         nv = np.ones(b)
         snr = np.zeros(b)
         got = np.zeros(b, dtype=bool)
-        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": [], "start": []}
-        seen, frame_ids = set(), []
+        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": [], "start": [], "image_db": []}
+        seen, frame_ids, dc_est = set(), [], []
         for fr in dem.frames:
             j = (fr.header.frame_id - plan.first_id) & 0xFFFF
             if j >= len(plan.frames) or j in seen:
@@ -151,6 +151,7 @@ class LinkSession:
             for key in info:
                 info[key].append(round(float(getattr(fr, key)), 7))
             frame_ids.append(int(fr.header.frame_id))
+            dc_est.append([round(fr.dc.real, 6), round(fr.dc.imag, 6)])   # symbol rate, after the matched filter
         mask = np.repeat(got[:, None], k, axis=1)
         csi = chan.csi if chan.kind != "awgn" else "none"
         h_out = h
@@ -179,7 +180,7 @@ class LinkSession:
             "overhead_factor": (k + ovh_img) / k,
             "samples_sent": int(len(plan.samples)), "samples_received": int(len(rx)),
             "detect_candidates": dem.candidates, "rejected": dem.rejected[:20], **info,
-            "frame_ids": frame_ids,
+            "frame_ids": frame_ids, "dc": dc_est,
             "link_config": self.cfg.to_dict(),
         }
         hh, ww = plan.meta.image_size
