@@ -93,7 +93,8 @@ class Backends:
             if deadline - time.monotonic() <= 0:
                 raise GatewayError(504, f"request deadline passed before the {stage} stage "
                                         f"(SCCDM_REQUEST_TIMEOUT_S)", stage=stage)
-            if not await self._ready(stage, ready_by):
+            # ready wait 0: no waiting at all, the call goes out and gRPC fails fast if it cannot connect
+            if not await self._ready(stage, ready_by) and self.ready_wait_s > 0:
                 raise GatewayError(503, f"the {stage} service is unavailable (not connected within "
                                         f"{self.ready_wait_s:g} s); check /readyz and retry",
                                    stage=stage, grpc_code="UNAVAILABLE")
