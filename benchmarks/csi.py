@@ -16,7 +16,16 @@ For every SNR the same images go through
 
 Link variants (--variants): ``default`` (LinkConfig()), ``robust`` (header sent
 twice and soft-combined, detection threshold 0.04: 366 more symbols per frame,
-frames survive about 2-3 dB deeper fades).
+frames survive about 2-3 dB deeper fades), ``uncorrected`` (no DC / IQ
+correction in the receiver).
+
+Front-end impairments (--impairments, added after the noise): ``none``, ``dc``
+(0.2 DC offset), ``iq`` (1 dB / 5 deg IQ imbalance, iqbal_gen's receiver
+model), ``dc+iq``. With anything but ``none`` alone the results go to
+``--out`` (default csi-frontend) so the main table stays.
+
+    python benchmarks/csi.py --n 100 --snrs 10 20 --kinds awgn rayleigh --impairments none dc iq dc+iq \
+        --variants default uncorrected
 
 Both use the same model (codec output, no refinement unless --refine) and the
 same SNR per data symbol; the link's preamble / header / pilot overhead is
@@ -41,7 +50,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-VARIANTS = {"default": {}, "robust": {"header_repeat": 2, "detect_threshold": 0.04}}
+VARIANTS = {"default": {}, "robust": {"header_repeat": 2, "detect_threshold": 0.04},
+            "uncorrected": {"dc_remove": False, "iq_correct": False}}
+# receiver front-end impairments added after the noise (sccdm.link.frontend): DC offset, IQ imbalance
+IMPAIRMENTS = {"none": {}, "dc": {"dc": 0.2}, "iq": {"iq_mag_db": 1.0, "iq_phase_deg": 5.0},
+               "dc+iq": {"dc": 0.2, "iq_mag_db": 1.0, "iq_phase_deg": 5.0}}
 
 
 def load_images(n: int, data: str | None):
@@ -63,7 +76,8 @@ def run(args) -> dict:
     model = zoo.load(args.model)
     x_all = load_images(args.n, args.data)
     links = {v: LinkConfig(sps=args.sps, **VARIANTS[v]) for v in args.variants}
-    backends = {v: EmulatedLinkBackend(links[v], cfo=args.cfo) for v in args.variants}
+    backends = {(imp, v): EmulatedLinkBackend(links[v], cfo=args.cfo, **IMPAIRMENTS[imp])
+                for imp in args.impairments for v in args.variants}
     rows = []
     t_start = time.time()
     for kind in args.kinds:
@@ -78,7 +92,7 @@ def run(args) -> dict:
                                         refine_generator=torch.Generator().manual_seed(args.seed))
                 p_perf.append(psnr(ref["x_hat"].clamp(0, 1), x))
             mp, cp = mean_ci95(torch.cat(p_perf))
-            for v, backend in backends.items():
+            for (imp, v), backend in backends.items():
                 # the same generator seed for every variant: the same fading draws per image
                 g_est = torch.Generator().manual_seed(args.seed)
                 p_est, est_err, lost, ovh, cbr, cbr_o = [], [], 0, [], None, None
@@ -99,14 +113,14 @@ def run(args) -> dict:
                     cbr, cbr_o = res.extras["cbr"], res.extras["cbr_with_overhead"]
                 me, ce = mean_ci95(torch.cat(p_est))
                 err = np.asarray(est_err)
-                row = {"kind": kind, "snr_db": float(snr), "variant": v, "psnr_perfect": float(mp),
+                row = {"kind": kind, "snr_db": float(snr), "impairment": imp, "variant": v, "psnr_perfect": float(mp),
                        "ci95_perfect": float(cp), "psnr_estimated": float(me), "ci95_estimated": float(ce),
                        "cost_db": float(mp - me), "frames_lost": lost,
                        "snr_err_mean_db": float(err.mean()) if len(err) else None,
                        "snr_err_rms_db": float(np.sqrt(np.mean(err ** 2))) if len(err) else None,
                        "overhead_symbols_per_image": float(np.mean(ovh)), "cbr": cbr, "cbr_with_overhead": cbr_o}
                 rows.append(row)
-                print(f"{kind:8s} {snr:5.1f} dB {v:8s} perfect {mp:6.2f}  estimated {me:6.2f}  cost {mp - me:+5.2f} dB"
+                print(f"{kind:8s} {snr:5.1f} dB {imp:6s} {v:11s} perfect {mp:6.2f}  estimated {me:6.2f}  cost {mp - me:+5.2f} dB"
                       f"  lost {lost:3d}  SNR err {row['snr_err_mean_db']:+.2f} (rms {row['snr_err_rms_db']:.2f})  "
                       f"[{time.time() - t_start:.0f} s]", flush=True)
     return {"rows": rows, "seconds": time.time() - t_start, "links": {v: c.to_dict() for v, c in links.items()},
@@ -131,7 +145,8 @@ def write(result: dict, args) -> None:
     doc = {"benchmark": "csi", "command": "python " + " ".join(sys.argv), "date": dt.datetime.now(
         dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "model": args.model,
         "refine": args.refine, "cfo": args.cfo, "seed": args.seed, **result}
-    (RESULTS / "csi.json").write_text(json.dumps(doc, indent=2))
+    doc["impairments"] = {k: IMPAIRMENTS[k] for k in args.impairments}
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=2))
     sps = next(iter(result["links"].values()))["sps"]
     lines = [
         "# Estimated vs perfect CSI (benchmarks/csi.py)", "",
@@ -141,11 +156,13 @@ def write(result: dict, args) -> None:
         "perfect = emulated channel with genie CSI and true SNR; estimated = the `emulated_link` backend "
         f"(framing, RRC at {sps} samples/symbol, CFO {args.cfo:g} cycles/sample, detection, "
         "sync, LS channel + SNR estimate). Same SNR per data symbol; the link overhead below is not charged to it.",
-        "", "| channel | SNR (dB) | link | PSNR perfect CSI | PSNR estimated CSI | cost (dB) | frames lost | "
-        "SNR est. error mean / rms (dB) |", "|---|---|---|---|---|---|---|---|"]
+        "", "Front-end impairments (after the noise): " + "; ".join(
+            f"`{k}` {json.dumps(v)}" for k, v in doc["impairments"].items()) + ".",
+        "", "| channel | SNR (dB) | front end | link | PSNR perfect CSI | PSNR estimated CSI | cost (dB) | "
+        "frames lost | SNR est. error mean / rms (dB) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         err = "-" if r["snr_err_mean_db"] is None else f"{r['snr_err_mean_db']:+.2f} / {r['snr_err_rms_db']:.2f}"
-        lines.append(f"| {r['kind']} | {r['snr_db']:.0f} | {r['variant']} | {r['psnr_perfect']:.2f} +- {r['ci95_perfect']:.2f} | "
+        lines.append(f"| {r['kind']} | {r['snr_db']:.0f} | {r.get('impairment', 'none')} | {r['variant']} | {r['psnr_perfect']:.2f} +- {r['ci95_perfect']:.2f} | "
                      f"{r['psnr_estimated']:.2f} +- {r['ci95_estimated']:.2f} | {r['cost_db']:+.2f} | "
                      f"{r['frames_lost']} | {err} |")
     lines += ["", "Link overhead (one image per frame: preamble, training x2, coded header, pilots, postamble):", ""]
@@ -160,7 +177,9 @@ def write(result: dict, args) -> None:
               "link's draws), so on Rayleigh differences within about +-0.2 dB are sampling noise; a negative "
               "cost is such noise, not a gain.",
               "", "+- : 95 % confidence interval of the mean over images. Cost = perfect - estimated."]
-    (RESULTS / "csi.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    if args.out != "csi":
+        return                                   # the plot belongs to the main table
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -196,12 +215,17 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--sps", type=int, default=4)
     p.add_argument("--cfo", type=float, default=1e-4)
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["default", "robust"], choices=list(VARIANTS))
+    p.add_argument("--impairments", nargs="+", default=["none"], choices=list(IMPAIRMENTS))
+    p.add_argument("--out", default=None, help="results file stem (default csi, or csi-frontend with impairments)")
     p.add_argument("--refine", action="store_true", help="also run the diffusion refiner (slower)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.n < 1 or args.batch < 1:
+        p.error("--n and --batch must be >= 1")
+    args.out = args.out or ("csi" if args.impairments == ["none"] else "csi-frontend")
     write(run(args), args)
-    print(f"wrote {RESULTS / 'csi.json'}, csi.md, csi.png")
+    print(f"wrote {RESULTS / (args.out + '.json')}, {args.out}.md")
     return 0
 
 
