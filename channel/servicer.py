@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from sccdm.backends import get_backend, transmit_at_power
+from sccdm.backends import all_lost, get_backend, image_status, transmit_at_power
+from sccdm.link.session import NoBurstError
 from sccdm.channels import ChannelConfig
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.rpc import sccdm_pb2_grpc
@@ -63,7 +64,12 @@ class ChannelService(Service, sccdm_pb2_grpc.ChannelServicer):
 
     def _transmit(self, z, cfg, seed, power):
         t0 = time.perf_counter()
-        res = transmit_at_power(self.backend, z, cfg, torch.Generator().manual_seed(seed), power)
+        try:
+            res = transmit_at_power(self.backend, z, cfg, torch.Generator().manual_seed(seed), power)
+        except NoBurstError as e:
+            # the radio answered but no frame survived: a result (every image lost, and why), not an
+            # outage - the service is up, and an error here read as "unavailable" to callers
+            res = all_lost(z, getattr(self.backend, "name", self.cfg.channel_backend), str(e))
         return res, (time.perf_counter() - t0) * 1000
 
     @rpc("Transmit")
@@ -92,6 +98,8 @@ class ChannelService(Service, sccdm_pb2_grpc.ChannelServicer):
             out.csi.CopyFrom(convert.tensor_to_proto(res.h.to(torch.complex64)))
         if res.mask is not None and not bool(res.mask.all()):
             out.erasure_mask.CopyFrom(convert.tensor_to_proto(res.mask.bool()))
+        out.image_status.extend(res.extras.get("image_status") or image_status(res.mask, z.shape[0]))
+        out.link_status = str(res.extras.get("link_status", ""))
         return out
 
     TransmitStream = stream("TransmitStream", "Transmit")

@@ -7,6 +7,7 @@ import secrets
 
 import torch
 
+from sccdm.backends import IMAGE_STATUSES, image_status
 from sccdm.channels import CSI_MODES
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.rpc import sccdm_pb2_grpc
@@ -117,6 +118,7 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
         name = self.models.resolve(info.model, info.geometry.height, info.geometry.width)
         model = await asyncio.get_running_loop().run_in_executor(None, self.models.get, name)
         item = self._item(request, name, model)
+        status = self._image_status(request.frame, item)    # a bad status list is refused before decoding
         png, tensor = request.want_png, request.want_tensor
         if not png and not tensor:
             png = tensor = True
@@ -129,6 +131,7 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
                                 timings=pb.Timings(queue_ms=stats.queue_ms, compute_ms=stats.compute_ms,
                                                    refine_ms=res["refine_ms"], batch_requests=stats.requests,
                                                    batch_images=stats.images))
+        out.image_status.extend(status)
         if png:
             out.png.extend(res["png"])
             out.unrefined_png.extend(res["unrefined_png"])
@@ -137,6 +140,19 @@ class ReceiverService(Service, sccdm_pb2_grpc.ReceiverServicer):
             if item.refine:
                 out.unrefined.CopyFrom(convert.tensor_to_proto(res["s_hat"].float().contiguous()))
         return out
+
+    @staticmethod
+    def _image_status(f: pb.ReceivedFrame, item: RxItem) -> list[str]:
+        """The channel's word per image where it gave one, else what the mask says; a mask with no
+        symbol of an image wins over an "ok" (never pass off a guess from nothing as the image)."""
+        b = item.y.shape[0]
+        from_mask = image_status(item.mask, b)
+        given = list(f.image_status)
+        if not given:
+            return from_mask
+        if len(given) != b or any(s not in IMAGE_STATUSES for s in given):
+            raise InvalidInput(f"frame.image_status must hold {b} of {list(IMAGE_STATUSES)}, got {given[:8]}")
+        return ["lost" if m == "lost" else g for g, m in zip(given, from_mask)]
 
     DecodeStream = stream("DecodeStream", "Decode")
 

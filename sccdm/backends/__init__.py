@@ -18,7 +18,22 @@ import torch
 from ..channels import ChannelConfig, apply_channel
 
 __all__ = ["ChannelResult", "ChannelBackend", "EmulatedBackend", "register", "get_backend", "BACKENDS",
-           "transmit_at_power"]
+           "transmit_at_power", "IMAGE_STATUSES", "image_status", "all_lost"]
+
+# What happened to each image of a batch (ReceivedFrame.image_status, DecodeResponse.image_status):
+# ok - every symbol arrived; erased - some symbols were lost (erasure channel), the rest arrived;
+# lost - none arrived (a radio frame that was never decoded): the decoder's output is a guess from nothing.
+IMAGE_STATUSES = ("ok", "erased", "lost")
+
+
+def image_status(mask: torch.Tensor | None, batch: int) -> list[str]:
+    """mask: bool [B, k] (True = arrived) or None (nothing lost) -> one of IMAGE_STATUSES per image."""
+    if mask is None:
+        return ["ok"] * batch
+    if mask.dim() != 2 or mask.shape[0] != batch:
+        raise ValueError(f"mask must be bool [B={batch}, k], got {list(mask.shape)}")
+    arrived = mask.bool().sum(dim=1)
+    return ["lost" if int(a) == 0 else "erased" if int(a) < mask.shape[1] else "ok" for a in arrived]
 
 
 @dataclass
@@ -80,6 +95,16 @@ def transmit_at_power(backend: ChannelBackend, symbols: torch.Tensor, cfg: Chann
     g = math.sqrt(power)
     res = backend.transmit(symbols / g, cfg, generator)
     return dataclasses.replace(res, y=res.y * g, noise_var=res.noise_var * power)
+
+
+def all_lost(symbols: torch.Tensor, backend: str, why: str) -> "ChannelResult":
+    """The result of a transmission of which nothing arrived (symbols: complex [B, k]): y = 0, every
+    symbol masked, unit noise variance, every image "lost" and ``extras["link_status"]`` saying why."""
+    b, k = symbols.shape
+    return ChannelResult(y=torch.zeros(b, k, dtype=torch.complex64), h=None, noise_var=torch.ones(b),
+                         snr_db=torch.zeros(b), csi_source="none", mask=torch.zeros(b, k, dtype=torch.bool),
+                         extras={"link": backend, "lost_images": list(range(b)), "image_status": ["lost"] * b,
+                                 "link_status": why, "frames_received": 0})
 
 
 def register(name: str, factory: Callable[[], ChannelBackend]) -> None:

@@ -84,6 +84,16 @@ def _as_numpy(symbols) -> np.ndarray:
     return z.astype(np.complex128)
 
 
+def _link_status(got: np.ndarray, n_frames: int, n_seen: int, dem: DemodResult) -> str:
+    """One line for people: how many images and frames arrived, and why the others did not."""
+    lost = int((~got).sum())
+    if lost == 0:
+        return f"ok: {n_frames} of {n_frames} frames decoded"
+    why = sorted({r["reason"].split(" 0.")[0] for r in dem.rejected}) or ["burst not detected"]
+    return (f"{lost} of {len(got)} images lost: {n_frames - n_seen} of {n_frames} frames not decoded "
+            f"({dem.candidates} detection candidates; {'; '.join(why)})")
+
+
 class LinkSession:
     """Transmitter and receiver of the link for one :class:`LinkConfig`; thread-safe frame ids."""
 
@@ -171,9 +181,12 @@ class LinkSession:
             mask = mask & ~lost
             y = np.where(mask, y, 0)
         ovh_img = float(sum(plan.overhead_symbols)) / b
+        from ..backends import image_status
+        status = image_status(torch.from_numpy(mask), b)
         extras = {
             "link": source, "frames": len(plan.frames), "frames_received": len(seen),
-            "lost_images": [int(i) for i in np.flatnonzero(~got)],
+            "lost_images": [int(i) for i in np.flatnonzero(~got)], "image_status": status,
+            "link_status": _link_status(got, len(plan.frames), len(seen), dem),
             "overhead_symbols": int(sum(plan.overhead_symbols)), "overhead_symbols_per_frame": plan.overhead_symbols,
             "overhead_symbols_per_image": ovh_img, "symbols_per_image_on_air": k + ovh_img,
             # cbr_with_overhead = cbr * overhead_factor, for callers that know the image size

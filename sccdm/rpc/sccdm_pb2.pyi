@@ -112,7 +112,7 @@ class TransmitRequest(_message.Message):
     def __init__(self, frame: _Optional[_Union[SymbolFrame, _Mapping]] = ..., channel: _Optional[_Union[ChannelParams, _Mapping]] = ...) -> None: ...
 
 class ReceivedFrame(_message.Message):
-    __slots__ = ("symbols", "csi", "noise_var", "snr_db", "csi_source", "csi_mode", "erasure_mask", "info", "backend", "extras", "seed", "timings")
+    __slots__ = ("symbols", "csi", "noise_var", "snr_db", "csi_source", "csi_mode", "erasure_mask", "info", "backend", "extras", "seed", "timings", "image_status", "link_status")
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CSI_FIELD_NUMBER: _ClassVar[int]
     NOISE_VAR_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,8 @@ class ReceivedFrame(_message.Message):
     EXTRAS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LINK_STATUS_FIELD_NUMBER: _ClassVar[int]
     symbols: Tensor
     csi: Tensor
     noise_var: _containers.RepeatedScalarFieldContainer[float]
@@ -137,7 +139,9 @@ class ReceivedFrame(_message.Message):
     extras: _struct_pb2.Struct
     seed: int
     timings: Timings
-    def __init__(self, symbols: _Optional[_Union[Tensor, _Mapping]] = ..., csi: _Optional[_Union[Tensor, _Mapping]] = ..., noise_var: _Optional[_Iterable[float]] = ..., snr_db: _Optional[_Iterable[float]] = ..., csi_source: _Optional[str] = ..., csi_mode: _Optional[str] = ..., erasure_mask: _Optional[_Union[Tensor, _Mapping]] = ..., info: _Optional[_Union[FrameInfo, _Mapping]] = ..., backend: _Optional[str] = ..., extras: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+    image_status: _containers.RepeatedScalarFieldContainer[str]
+    link_status: str
+    def __init__(self, symbols: _Optional[_Union[Tensor, _Mapping]] = ..., csi: _Optional[_Union[Tensor, _Mapping]] = ..., noise_var: _Optional[_Iterable[float]] = ..., snr_db: _Optional[_Iterable[float]] = ..., csi_source: _Optional[str] = ..., csi_mode: _Optional[str] = ..., erasure_mask: _Optional[_Union[Tensor, _Mapping]] = ..., info: _Optional[_Union[FrameInfo, _Mapping]] = ..., backend: _Optional[str] = ..., extras: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., image_status: _Optional[_Iterable[str]] = ..., link_status: _Optional[str] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
     __slots__ = ("frame", "refine", "seed", "want_png", "want_tensor")
@@ -154,7 +158,7 @@ class DecodeRequest(_message.Message):
     def __init__(self, frame: _Optional[_Union[ReceivedFrame, _Mapping]] = ..., refine: _Optional[bool] = ..., seed: _Optional[int] = ..., want_png: _Optional[bool] = ..., want_tensor: _Optional[bool] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
-    __slots__ = ("png", "image", "unrefined_png", "unrefined", "eff_snr_db", "refined", "model", "seed", "timings")
+    __slots__ = ("png", "image", "unrefined_png", "unrefined", "eff_snr_db", "refined", "model", "seed", "timings", "image_status")
     PNG_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     UNREFINED_PNG_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +168,7 @@ class DecodeResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_STATUS_FIELD_NUMBER: _ClassVar[int]
     png: _containers.RepeatedScalarFieldContainer[bytes]
     image: Tensor
     unrefined_png: _containers.RepeatedScalarFieldContainer[bytes]
@@ -173,7 +178,8 @@ class DecodeResponse(_message.Message):
     model: str
     seed: int
     timings: Timings
-    def __init__(self, png: _Optional[_Iterable[bytes]] = ..., image: _Optional[_Union[Tensor, _Mapping]] = ..., unrefined_png: _Optional[_Iterable[bytes]] = ..., unrefined: _Optional[_Union[Tensor, _Mapping]] = ..., eff_snr_db: _Optional[_Iterable[float]] = ..., refined: _Optional[bool] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+    image_status: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, png: _Optional[_Iterable[bytes]] = ..., image: _Optional[_Union[Tensor, _Mapping]] = ..., unrefined_png: _Optional[_Iterable[bytes]] = ..., unrefined: _Optional[_Union[Tensor, _Mapping]] = ..., eff_snr_db: _Optional[_Iterable[float]] = ..., refined: _Optional[bool] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., image_status: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
