@@ -29,7 +29,8 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[str]:
 
 def _cmdline(pid: int, proc: Path) -> str:
     try:
-        return (proc / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        # whitespace collapsed: a `python -c` script's newlines would break the one-line error message
+        return " ".join((proc / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split())
     except OSError:
         return "?"
 
