@@ -128,6 +128,7 @@ function grpcVersion() {
 main(process.argv.slice(2)).then(
   (rc) => process.exit(rc),
   (err) => {
-    console.error(`cross-language client failed: ${err.code !== undefined ? `gRPC ${grpc.status[err.code]}: ${err.details}` : err.stack}`);
+    const what = err.code !== undefined ? `gRPC ${grpc.status[err.code]}: ${err.details}` : err.stack;
+    console.error(`cross-language client failed: ${what}`);
     process.exit(1);
   });
