@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 
 import grpc
@@ -35,7 +34,6 @@ RETRY_POLICY = {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s", 
                 "retryableStatusCodes": ["UNAVAILABLE"]}
 # a token per failed call, 0.2 back per success; retries stop while fewer than half the tokens are left
 RETRY_BUDGET = {"maxTokens": 20, "tokenRatio": 0.2}
-READY_WAIT_S = 8.0
 RETRY_PAUSE_S = 0.25  # between the gateway's own tries, after gRPC's retries (~1.5 s of backoff) gave up
 
 
@@ -44,13 +42,6 @@ def service_config() -> str:
     names = [{"service": GRPC_SERVICE_NAMES[s]} for s in STAGES]
     return json.dumps({"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}],
                        "retryThrottling": RETRY_BUDGET})
-
-
-def ready_wait_s(env=None) -> float:
-    v = float((os.environ if env is None else env).get("SCCDM_BACKEND_READY_WAIT_S", READY_WAIT_S))
-    if not v >= 0:
-        raise ValueError(f"SCCDM_BACKEND_READY_WAIT_S must be >= 0, got {v}")
-    return v
 
 
 def channel_options(cfg: ServiceConfig) -> list:
@@ -77,7 +68,7 @@ class Backends:
         self.channel = pbg.ChannelStub(self.channels["channel"])
         self.receiver = pbg.ReceiverStub(self.channels["receiver"])
         self.health = {k: health_pb2_grpc.HealthStub(c) for k, c in self.channels.items()}
-        self.ready_wait_s = ready_wait_s()
+        self.ready_wait_s = cfg.backend_ready_wait_s
 
     async def close(self):
         await asyncio.gather(*(c.close() for c in self.channels.values()), return_exceptions=True)

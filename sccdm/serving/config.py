@@ -49,6 +49,8 @@ SCCDM_REQUEST_TIMEOUT_S    gateway: deadline of one whole request, propagated to
                            timeouts); a request may ask for another (timeout_s)
 SCCDM_MAX_REQUEST_TIMEOUT_S
                            gateway: the longest deadline a request may ask for   600
+SCCDM_BACKEND_READY_WAIT_S gateway: how long a call waits for a restarting       8
+                           backend to connect (then 503); 0 = gRPC retries only
 SCCDM_MAX_UPLOAD_MB        gateway: largest upload, counted while it streams      16
 SCCDM_MAX_CONNECTIONS      gateway: open connections; past it the oldest idle one  1000
                            is closed (all busy: 503)
@@ -145,6 +147,7 @@ class ServiceConfig:
     request_timeout_s: float = 25.0
     max_request_timeout_s: float = 600.0
     max_upload_mb: float = 16.0
+    backend_ready_wait_s: float = 8.0
     max_connections: int = 1000
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -208,6 +211,8 @@ class ServiceConfig:
             request_timeout_s=_positive("SCCDM_REQUEST_TIMEOUT_S", _get(env, "SCCDM_REQUEST_TIMEOUT_S", 25.0, float)),
             max_request_timeout_s=_positive("SCCDM_MAX_REQUEST_TIMEOUT_S",
                                             _get(env, "SCCDM_MAX_REQUEST_TIMEOUT_S", 600.0, float)),
+            backend_ready_wait_s=_positive("SCCDM_BACKEND_READY_WAIT_S",
+                                           _get(env, "SCCDM_BACKEND_READY_WAIT_S", 8.0, float), True),
             max_upload_mb=_positive("SCCDM_MAX_UPLOAD_MB", _get(env, "SCCDM_MAX_UPLOAD_MB", 16.0, float)),
             max_connections=_positive("SCCDM_MAX_CONNECTIONS", _get(env, "SCCDM_MAX_CONNECTIONS", 1000, int)),
             header_timeout_s=_positive("SCCDM_HEADER_TIMEOUT_S", _get(env, "SCCDM_HEADER_TIMEOUT_S", 10.0, float)),
