@@ -53,8 +53,14 @@ class EmulatedLinkBackend(LinkBackend):
     name = "emulated_link"
 
     def __init__(self, link: LinkConfig | None = None, cfo: float | None = None, eps_ppm: float | None = None,
-                 dc: complex | None = None, iq_mag_db: float | None = None, iq_phase_deg: float | None = None):
+                 dc: complex | None = None, iq_mag_db: float | None = None, iq_phase_deg: float | None = None,
+                 taps=None):
         super().__init__(link)
+        # static multipath, sample-spaced complex taps (as channel_model's taps); None: a single path
+        self.taps = None if taps is None else np.asarray(taps, dtype=np.complex128).reshape(-1)
+        if self.taps is not None and (len(self.taps) == 0 or not np.all(np.isfinite(self.taps))
+                                      or not np.any(self.taps)):
+            raise ValueError(f"taps must be a non-empty, finite, non-zero complex sequence, got {taps!r}")
         try:
             self.dc = complex(os.environ.get("SCCDM_LINK_DC", "0") if dc is None else dc)
         except ValueError:
@@ -104,6 +110,8 @@ class EmulatedLinkBackend(LinkBackend):
             bounds = [lead + s for s in plan.starts] + [len(x)]
             for i, hv in enumerate(hs):
                 x[bounds[i]:bounds[i + 1]] *= hv
+        if self.taps is not None:
+            x = np.convolve(x, self.taps)
         if self.eps and sps > 1:
             n_out = int(len(x) / (1 + self.eps))
             x = frac_interp(x, np.arange(n_out) * (1 + self.eps))

@@ -56,6 +56,16 @@ class LinkConfig:
     to accept one; track: pilot tracking on/off; dc_remove: subtract the
     stream's mean (a receiver's DC offset); iq_correct: estimate and remove
     the IQ-imbalance image per frame (:mod:`sccdm.link.frontend`).
+
+    Delay spread: ``chan_taps`` (default 7) is the channel length the
+    receiver models, centred on the timing peak, so echoes up to +-(chan_taps
+    - 1) / 2 = 3 symbols (12 samples at sps 4) are equalised; beyond that they
+    act as noise. ``max_chan_taps`` > chan_taps measures each frame's delay
+    spread on its preamble and grows the channel model up to +-(max_chan_taps
+    - 1) / 2 symbols and the MMSE equaliser to twice that (eq_taps is the
+    minimum); 0 keeps the fixed sizes. The preamble + training must
+    outnumber the 2D + 1 taps 4 to 1 and training 2 keep 8 symbols clear of
+    them (25 at most with the defaults; default 21: +-10 symbols, 40 samples).
     """
 
     sps: int = 4
@@ -78,6 +88,7 @@ class LinkConfig:
     track: bool = True
     dc_remove: bool = True
     iq_correct: bool = True
+    max_chan_taps: int = 21
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:
@@ -90,6 +101,13 @@ class LinkConfig:
             raise ValueError(f"images_per_frame must be in 1..255, got {self.images_per_frame}")
         if not 1 <= self.header_repeat <= 8:
             raise ValueError(f"header_repeat must be in 1..8, got {self.header_repeat}")
+        known = self.zc_len * self.zc_reps + self.train_len       # symbols the delay spread is measured on
+        dm = self.max_chan_taps // 2
+        # the LS needs 4 equations per tap; the header pass's phase needs 8 rows of training 2 clear of the taps
+        if self.max_chan_taps and (self.max_chan_taps % 2 == 0 or 9 * dm + 4 > known or self.train_len - 2 * dm < 8):
+            raise ValueError(f"max_chan_taps must be 0 or odd with 9 (max_chan_taps - 1) / 2 + 4 <= preamble + "
+                             f"training = {known} symbols and max_chan_taps <= train_len - 7 = {self.train_len - 7}, "
+                             f"got {self.max_chan_taps}")
         if self.pilot_every < 1 or self.pilot_len < 1:
             raise ValueError("pilot_every and pilot_len must be >= 1")
         return self

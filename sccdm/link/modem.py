@@ -84,6 +84,7 @@ class RxFrame:
     image_db: float = -120.0
     dc: complex = 0j
     fix: tuple = (0j, 0j)        # (DC, image coefficient w) of the raw stream, 0 where not significant
+    chan_taps: int = 0           # channel taps modelled for this frame (2D + 1, from its delay spread)
 
 
 @dataclass
@@ -163,6 +164,34 @@ class Receiver:
         return res
 
     # ---- one burst -----------------------------------------------------------
+    def _size_taps(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[int, int]:
+        """Channel and equaliser half-lengths (D, q) for this frame from its measured delay spread.
+
+        LS taps over +-(max_chan_taps - 1) / 2 symbols on the preamble + training 1 (coarse CFO, which
+        is enough to see where the energy is); the farthest tap above both 10x its estimation noise
+        and -20 dB of the strongest, plus one for the pulse's residue, sets D (never below
+        chan_taps); the equaliser then spans twice the channel (q = 2 D). Fixed sizes when
+        max_chan_taps <= chan_taps.
+        """
+        c = self.cfg
+        if c.max_chan_taps <= c.chan_taps:
+            return self.d, self.q
+        d_max = (c.max_chan_taps - 1) // 2
+        n_pt = len(self.ref)
+        b = int(t0 + (n_pt + d_max + 16) * c.sps) + len(self.taps)
+        if b > len(raw) or n_pt - d_max < 4 * (2 * d_max + 1):
+            return self.d, self.q
+        r = sample_symbols(self._mf(raw, a, b, f), t0 - a, c.sps, np.arange(n_pt + d_max))
+        rows = np.arange(0, n_pt - d_max)
+        # a DC term beside the taps: a receiver's DC offset would otherwise pose as echoes everywhere
+        dc_turn = np.exp(-2j * np.pi * f * c.sps * np.arange(len(r)))
+        g, _, _, s = frontend_ls(r, self.ref, rows, d_max, None, dc_turn)
+        e = np.abs(g) ** 2
+        strong = np.flatnonzero((e > 10 * s / len(rows)) & (e > 0.01 * e.max()))
+        spread = int(np.max(np.abs(strong - d_max))) + 1 if len(strong) else 0
+        dd = min(max(self.d, spread), d_max)
+        return dd, max(self.q, 2 * dd)
+
     def _burst(self, raw: np.ndarray, d: int, p: complex) -> RxFrame:
         c, sps, dd, q = self.cfg, self.cfg.sps, self.d, self.q
         f = float(np.angle(p)) / (2 * np.pi * self.lag)
@@ -175,6 +204,7 @@ class Receiver:
         if rho < c.confirm_threshold:
             raise _Reject(f"weak preamble correlation {rho:.3f}")
         t0 = t + a
+        dd, q = self._size_taps(raw, a, t0, f)
         lay0 = layout(c, 0)
         tr1, tr2 = lay0.train1, lay0.train2
 
@@ -198,7 +228,7 @@ class Receiver:
         model2 = _regressors(x, rows2, dd) @ g1
         c2 = np.vdot(model2, r[rows2])
         gap = np.mean(rows2) - np.mean(rows)
-        w1, beta1 = mmse_equalizer(g1, s1, c.eq_taps)
+        w1, beta1 = mmse_equalizer(g1, s1, 2 * q + 1)
         hp = np.arange(lay0.header.start, lay0.header.stop)
         hdr, err = None, None
         # the phase of training 2 is known modulo 2 pi: the CRC picks the right turn when a
@@ -246,10 +276,10 @@ class Receiver:
         g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
         image_db, dc, fix = -120.0, 0j, (0j, 0j)
         if c.iq_correct or c.dc_remove:
-            r, image_db, dc, fix = self._clean_frontend(r, x, lay, rows, f, f_mf * t0, eps)
+            r, image_db, dc, fix = self._clean_frontend(r, x, lay, rows, f, f_mf * t0, eps, dd, q)
             g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
         snr_rep, _ = snr_from_repeat(r[lay.train1], r[lay.train2])
-        w, beta = mmse_equalizer(g, s2, c.eq_taps)
+        w, beta = mmse_equalizer(g, s2, 2 * q + 1)
         sinr = beta / (1 - beta)
         pos = np.concatenate([lay.data_idx, lay.pilot_idx])
         v = np.zeros(lay.total, dtype=np.complex128)
@@ -265,21 +295,22 @@ class Receiver:
         h = (h_eff * gain).reshape(shape_)
         snr_img = lin_db(np.mean(np.abs(h) ** 2, axis=1) / s2)
         return RxFrame(hdr, y, h, s2, snr_img, float(lin_db(sinr)), float(lin_db(np.sum(np.abs(g) ** 2) / s2)),
-                       float(lin_db(snr_rep)), t0, f, eps, g, image_db, dc, fix)
+                       float(lin_db(snr_rep)), t0, f, eps, g, image_db, dc, fix, 2 * dd + 1)
 
     def _clean_frontend(self, r: np.ndarray, x: np.ndarray, lay, rows: np.ndarray, f: float, turn0: float,
-                        eps: float) -> tuple[np.ndarray, float, complex, tuple]:
+                        eps: float, dd: int, q: int) -> tuple[np.ndarray, float, complex, tuple]:
         """Remove the receiver's DC offset and IQ-imbalance image from one frame's symbol-rate samples.
 
         r: complex [n]; x: complex [lay.total] known symbols (0 elsewhere); f: the CFO removed (cycles per
-        sample), turn0: the CFO phase (cycles) removed at the frame's first symbol, eps: clock offset. Removing the CFO
+        sample), turn0: the CFO phase (cycles) removed at the frame's first symbol, eps: clock offset;
+        dd / q: the frame's channel and equaliser half-lengths. Removing the CFO
         turned the DC by -f per sample and the image (a conjugate) by -2f. The stream's mean cannot serve
         as the DC: the BPSK header of mostly-zero fields has a mean of its own.
         Returns (r, image-to-signal ratio in dB as estimated, DC at symbol rate, (DC, w) of the raw
         stream where significant - see :meth:`demodulate`). r keeps an image no larger than the
         estimate's own noise.
         """
-        c, dd = self.cfg, self.d
+        c = self.cfg
         n = np.arange(len(r))
         f_sym = f * self.cfg.sps * (1 + eps)
         dc_turn = np.exp(-2j * np.pi * f_sym * n) if c.dc_remove else None
@@ -298,7 +329,7 @@ class Receiver:
         if not im_sig:
             return r, ratio_db, complex(dc), fix
         # soft estimates of the data from an equaliser trained without the image, known symbols elsewhere
-        w, beta = mmse_equalizer(g_wl, s_wl, c.eq_taps)
+        w, beta = mmse_equalizer(g_wl, s_wl, 2 * q + 1)
         x_hat = x.copy()
         x_hat[lay.data_idx] = equalize_fir(r, w, lay.data_idx) / beta
         x_hat[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))

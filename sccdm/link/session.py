@@ -146,7 +146,7 @@ class LinkSession:
         nv = np.ones(b)
         snr = np.zeros(b)
         got = np.zeros(b, dtype=bool)
-        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": [], "start": [], "image_db": []}
+        info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": [], "start": [], "image_db": [], "chan_taps": []}
         seen, frame_ids, dc_est = set(), [], []
         for fr in dem.frames:
             j = (fr.header.frame_id - plan.first_id) & 0xFFFF
