@@ -21,11 +21,13 @@ correction in the receiver).
 
 Front-end impairments (--impairments, added after the noise): ``none``, ``dc``
 (0.2 DC offset), ``iq`` (1 dB / 5 deg IQ imbalance, iqbal_gen's receiver
-model), ``dc+iq``. With anything but ``none`` alone the results go to
+model), ``dc+iq``, ``multipath`` (static, 5 paths 6 samples apart; the
+perfect-CSI reference stays flat, so its cost is the multipath's against AWGN).
+Variant ``fixed-taps`` turns off the delay-spread sizing (max_chan_taps 0). With anything but ``none`` alone the results go to
 ``--out`` (default csi-frontend) so the main table stays.
 
-    python benchmarks/csi.py --n 100 --snrs 10 20 --kinds awgn rayleigh --impairments none dc iq dc+iq \
-        --variants default uncorrected
+    python benchmarks/csi.py --n 200 --snrs 10 20 --kinds awgn rayleigh \
+        --impairments none dc iq dc+iq multipath --variants default uncorrected fixed-taps
 
 Both use the same model (codec output, no refinement unless --refine) and the
 same SNR per data symbol; the link's preamble / header / pilot overhead is
@@ -51,10 +53,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS = {"default": {}, "robust": {"header_repeat": 2, "detect_threshold": 0.04},
-            "uncorrected": {"dc_remove": False, "iq_correct": False}}
+            "uncorrected": {"dc_remove": False, "iq_correct": False}, "fixed-taps": {"max_chan_taps": 0}}
 # receiver front-end impairments added after the noise (sccdm.link.frontend): DC offset, IQ imbalance
 IMPAIRMENTS = {"none": {}, "dc": {"dc": 0.2}, "iq": {"iq_mag_db": 1.0, "iq_phase_deg": 5.0},
-               "dc+iq": {"dc": 0.2, "iq_mag_db": 1.0, "iq_phase_deg": 5.0}}
+               "dc+iq": {"dc": 0.2, "iq_mag_db": 1.0, "iq_phase_deg": 5.0},
+               # the issue's static channel: 5 paths 6 samples apart (6 symbols of spread), unit energy
+               "multipath": {"taps": "5path"}}
+
+
+def five_paths(spacing: int = 6) -> list:
+    """5 sample-spaced paths, decaying exp(-i/3), fixed random phases (seed 1): complex [4 spacing + 1]."""
+    rng = np.random.default_rng(1)
+    taps = np.zeros(4 * spacing + 1, dtype=np.complex128)
+    for i in range(5):
+        taps[spacing * i] = (rng.normal() + 1j * rng.normal()) * np.exp(-i / 3)
+    return list(taps / np.linalg.norm(taps))
+
+
+def impairment(name: str) -> dict:
+    kw = dict(IMPAIRMENTS[name])
+    if kw.get("taps") == "5path":
+        kw["taps"] = five_paths()
+    return kw
 
 
 def load_images(n: int, data: str | None):
@@ -76,7 +96,7 @@ def run(args) -> dict:
     model = zoo.load(args.model)
     x_all = load_images(args.n, args.data)
     links = {v: LinkConfig(sps=args.sps, **VARIANTS[v]) for v in args.variants}
-    backends = {(imp, v): EmulatedLinkBackend(links[v], cfo=args.cfo, **IMPAIRMENTS[imp])
+    backends = {(imp, v): EmulatedLinkBackend(links[v], cfo=args.cfo, **impairment(imp))
                 for imp in args.impairments for v in args.variants}
     rows = []
     t_start = time.time()
