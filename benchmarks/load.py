@@ -3,10 +3,15 @@ gateway -> transmitter -> channel -> receiver, after a warm-up at the same concu
 
     python benchmarks/load.py                                   # 5000 requests, 32 clients, own stack
     python benchmarks/load.py --requests 500 --concurrency 8 --url http://127.0.0.1:8000 --pids 1,2,3,4
+    python benchmarks/load.py --kill receiver --kill-at 0.5 --out benchmarks/results/load_restart
 
 Records throughput, latency p50/p90/p99/max, the count of each HTTP status (and timeouts),
 and the RSS of each service process before and after the measured run (psutil). Pass criteria:
 every request answered 200 (no timeout, no 5xx) and every process's RSS after within 10 % of before.
+With ``--kill SERVICE`` (own stack only, supervised as ``sccdm stack up`` runs it) that service is
+SIGKILLed when ``--kill-at`` of the measured requests are done; the supervisor restarts it and the
+gateway's retries carry the requests in flight. Also checked: the gateway's own count of /v1/transmit
+answers per status (its /metrics) equals what the clients saw, so nothing is counted wrongly.
 Writes benchmarks/results/load.json and load.md; exit code 1 when a criterion fails.
 """
 from __future__ import annotations
@@ -61,7 +66,8 @@ def rss_mb(pids: dict[str, int]) -> dict[str, float]:
 
 
 async def drive(url: str, n: int, clients: int, images: list[bytes], form: dict, timeout: float, label: str,
-                pids: dict[str, int], token: str = "") -> dict:
+                pids: dict[str, int], token: str = "", at_done: tuple | None = None) -> dict:
+    """at_done: (count, fn): fn() is called (once) by the monitor when ``count`` requests are done."""
     lat, status = [], Counter()
     peak = rss_mb(pids)
     next_i = 0
@@ -87,9 +93,13 @@ async def drive(url: str, n: int, clients: int, images: list[bytes], form: dict,
             done += 1
 
     async def monitor():
+        nonlocal at_done
         last = 0
         while done < n:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.2 if at_done else 1.0)
+            if at_done and done >= at_done[0]:
+                print(f"  {label}: {at_done[1]()} after {done} requests", flush=True)
+                at_done = None
             for k, v in rss_mb(pids).items():
                 peak[k] = max(peak[k], v)
             if done - last >= max(1, n // 10) or done == n:
@@ -128,6 +138,27 @@ def machine() -> dict:
             "load_avg_start": list(os.getloadavg()), "commit": commit}
 
 
+def gateway_counts(url: str) -> Counter:
+    """The gateway's /v1/transmit answers per status, from its Prometheus /metrics."""
+    out = Counter()
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("sccdm_requests_total{") and 'method="/v1/transmit"' in line and 'service="gateway"' in line:
+            code = line.split('code="', 1)[1].split('"', 1)[0]
+            out[code] += int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def killer(stack, name: str):
+    """fn for drive(at_done=...): SIGKILL ``name`` (the supervisor starts it again)."""
+    import signal
+
+    def kill() -> str:
+        pid = stack.procs[name].pid
+        os.kill(pid, signal.SIGKILL)
+        return f"SIGKILLed {name} (pid {pid})"
+    return kill
+
+
 def markdown(res: dict) -> str:
     m, meas = res["machine"], res["measured"]
     lines = [
@@ -140,6 +171,8 @@ def markdown(res: dict) -> str:
         f"model {res['config']['model'] or '(default)'}, {res['config']['channel']} {res['config']['snr_db']} dB, "
         f"refine {res['config']['refine']}; warm-up {res['warmup']['requests']} requests first",
         f"- services: SCCDM_THREADS={res['config']['threads']}, SCCDM_MAX_BATCH={res['config']['max_batch']}",
+        *([f"- fault: the {res['config']['kill']} SIGKILLed after {res['config']['kill_at']:.0%} of the measured "
+           f"requests; the supervisor (as in `sccdm stack up`) restarts it"] if res["config"].get("kill") else []),
         "",
         "| phase | requests | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | status counts |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -160,7 +193,7 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
@@ -177,10 +210,72 @@ def main(argv=None) -> int:
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--token", default=os.environ.get("SCCDM_API_TOKEN", ""))
     ap.add_argument("--rss-tolerance", type=float, default=0.10)
+    ap.add_argument("--kill", choices=["transmitter", "channel", "receiver"], default=None,
+                    help="SIGKILL this service during the measured run (own, supervised stack only)")
+    ap.add_argument("--kill-at", type=float, default=0.5, help="fraction of the measured requests done at the kill")
     ap.add_argument("--out", default=str(RESULTS / "load"), help="output path without extension")
     ap.add_argument("--note", default="")
     args = ap.parse_args(argv)
+    if args.kill and args.url:
+        ap.error("--kill needs the stack this script starts (no --url)")
+    return args
 
+
+def own_stack(args):
+    from sccdm.stack import Stack
+    env = {"SCCDM_DEVICE": "cpu", "SCCDM_THREADS": str(args.threads), "SCCDM_MAX_BATCH": str(args.max_batch),
+           "SCCDM_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": str(max(1, args.threads))}
+    stack = Stack(gateway_port=0, env=env, supervise=bool(args.kill))
+    print(f"starting the stack (logs in {stack.log_dir}) ...", flush=True)
+    stack.start(timeout=300)
+    return stack
+
+
+def run(args, url: str, pids: dict, stack) -> dict:
+    """Warm-up, then the measured run (with the kill, if asked); RSS and the gateway's counts around it."""
+    images = test_images(16, args.size)
+    form = {"refine": args.refine, "channel": args.channel, "snr_db": str(args.snr)}
+    if args.model:
+        form["model"] = args.model
+    print(f"warm-up: {args.warmup} requests at {args.concurrency} clients", flush=True)
+    warm = asyncio.run(drive(url, args.warmup, args.concurrency, images, form, args.timeout, "warm-up", pids,
+                             args.token))
+    time.sleep(2.0)
+    before, counted0 = rss_mb(pids), gateway_counts(url)
+    print(f"measuring: {args.requests} requests at {args.concurrency} clients; RSS before "
+          f"{ {k: round(v) for k, v in before.items()} } MB", flush=True)
+    at = (int(args.kill_at * args.requests), killer(stack, args.kill)) if args.kill else None
+    meas = asyncio.run(drive(url, args.requests, args.concurrency, images, form, args.timeout, "measured", pids,
+                             args.token, at_done=at))
+    time.sleep(2.0)
+    if stack:  # a restarted service has a new pid
+        pids = {n: p.pid for n, p in stack.procs.items()}
+    counted = gateway_counts(url) - counted0
+    return {"warm": warm, "meas": meas, "before": before, "after": rss_mb(pids), "counted": dict(counted),
+            "dead": stack.dead() if stack else [], "restarts": dict(stack.restarts) if stack else {}}
+
+
+def criteria(args, r: dict) -> dict:
+    meas, before, after = r["meas"], r["before"], r["after"]
+    ok200 = meas["status"].get("200", 0)
+    growth = {k: (after[k] - before[k]) / before[k] for k in before}
+    seen = {k: v for k, v in meas["status"].items() if k[0].isdigit()}
+    return {
+        "every request answered 200": {"pass": ok200 == args.requests,
+                                       "detail": f"{ok200}/{args.requests} answered 200; statuses {meas['status']}"},
+        "no timeouts, no 5xx": {"pass": not any(k == "timeout" or k.startswith(("5", "error")) for k in meas["status"]),
+                                "detail": f"client timeout {args.timeout:g} s"},
+        f"RSS after within {args.rss_tolerance:.0%} of before": {
+            "pass": bool(before) and all(abs(g) <= args.rss_tolerance for g in growth.values()),
+            "detail": ", ".join(f"{k} {100 * g:+.1f} %" for k, g in growth.items()) or "no pids given"},
+        "no service process died": {"pass": not r["dead"], "detail": ", ".join(r["dead"]) or "all alive"},
+        "the gateway counted what the clients saw": {
+            "pass": r["counted"] == seen, "detail": f"gateway /metrics {r['counted']}, clients {seen}"},
+    }
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     mach = machine()  # load average before anything of ours runs
     stack = None
     if args.url:
@@ -188,55 +283,27 @@ def main(argv=None) -> int:
         names = ("transmitter", "channel", "receiver", "gateway")
         pids = {n: int(p) for n, p in zip(names, args.pids.split(","))} if args.pids else {}
     else:
-        from sccdm.stack import Stack
-        env = {"SCCDM_DEVICE": "cpu", "SCCDM_THREADS": str(args.threads), "SCCDM_MAX_BATCH": str(args.max_batch),
-               "SCCDM_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": str(max(1, args.threads))}
-        stack = Stack(gateway_port=0, env=env)
-        print(f"starting the stack (logs in {stack.log_dir}) ...", flush=True)
-        stack.start(timeout=300)
+        stack = own_stack(args)
         url = stack.gateway_url
         pids = {n: p.pid for n, p in stack.procs.items()}
     try:
-        images = test_images(16, args.size)
-        form = {"refine": args.refine, "channel": args.channel, "snr_db": str(args.snr)}
-        if args.model:
-            form["model"] = args.model
-        print(f"warm-up: {args.warmup} requests at {args.concurrency} clients", flush=True)
-        warm = asyncio.run(drive(url, args.warmup, args.concurrency, images, form, args.timeout, "warm-up", pids,
-                                 args.token))
-        time.sleep(2.0)
-        before = rss_mb(pids)
-        print(f"measuring: {args.requests} requests at {args.concurrency} clients; RSS before "
-              f"{ {k: round(v) for k, v in before.items()} } MB", flush=True)
-        meas = asyncio.run(drive(url, args.requests, args.concurrency, images, form, args.timeout, "measured", pids,
-                                 args.token))
-        time.sleep(2.0)
-        after = rss_mb(pids)
-        dead = stack.dead() if stack else []
+        r = run(args, url, pids, stack)
     finally:
         if stack:
             stack.stop()
-
-    ok200 = meas["status"].get("200", 0)
-    growth = {k: (after[k] - before[k]) / before[k] for k in before}
-    criteria = {
-        "every request answered 200": {"pass": ok200 == args.requests,
-                                       "detail": f"{ok200}/{args.requests} answered 200; statuses {meas['status']}"},
-        "no timeouts, no 5xx": {"pass": not any(k == "timeout" or k.startswith(("5", "error")) for k in meas["status"]),
-                                "detail": f"client timeout {args.timeout:g} s"},
-        f"RSS after within {args.rss_tolerance:.0%} of before": {
-            "pass": bool(pids) and all(abs(g) <= args.rss_tolerance for g in growth.values()),
-            "detail": ", ".join(f"{k} {100 * g:+.1f} %" for k, g in growth.items()) or "no pids given"},
-        "no service process died": {"pass": not dead, "detail": ", ".join(dead) or "all alive"},
-    }
+    crit = criteria(args, r)
+    if args.kill:
+        crit[f"{args.kill} restarted by the supervisor"] = {"pass": r["restarts"].get(args.kill, 0) >= 1,
+                                                           "detail": f"restarts {r['restarts']}"}
     res = {"command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": mach,
            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
            "config": {"size": args.size, "model": args.model, "refine": args.refine, "channel": args.channel,
                       "snr_db": args.snr, "threads": args.threads, "max_batch": args.max_batch,
-                      "own_stack": stack is not None},
-           "warmup": warm, "measured": meas, "rss_before_mb": before, "rss_after_mb": after,
-           "rss_growth": growth, "criteria": criteria, "note": args.note}
+                      "own_stack": stack is not None, "kill": args.kill, "kill_at": args.kill_at},
+           "warmup": r["warm"], "measured": r["meas"], "rss_before_mb": r["before"], "rss_after_mb": r["after"],
+           "rss_growth": {k: (r["after"][k] - r["before"][k]) / r["before"][k] for k in r["before"]},
+           "gateway_counted": r["counted"], "criteria": crit, "note": args.note}
     res["machine"]["load_avg_start"] = [round(x, 2) for x in res["machine"]["load_avg_start"]]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +311,7 @@ def main(argv=None) -> int:
     md = markdown(res)
     out.with_suffix(".md").write_text(md)
     print("\n" + md)
-    return 0 if all(c["pass"] for c in criteria.values()) else 1
+    return 0 if all(c["pass"] for c in crit.values()) else 1
 
 
 if __name__ == "__main__":
