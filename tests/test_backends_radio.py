@@ -16,7 +16,7 @@ import zmq
 
 from sccdm.backends import get_backend
 from sccdm.channels import ChannelConfig, equalize
-from sccdm.link import LinkConfig, LinkMeta, LinkTimeout, NoBurstError
+from sccdm.link import LinkMeta, LinkTimeout, NoBurstError
 
 
 def _free_port() -> int:
@@ -141,6 +141,100 @@ def test_zmq_backend_times_out_without_flowgraph(zmq_addrs, monkeypatch):
     with pytest.raises(ValueError, match="SCCDM_ZMQ_TIMEOUT_MS"):
         monkeypatch.setenv("SCCDM_ZMQ_TIMEOUT_MS", "soon")
         get_backend("zmq")
+
+
+class StreamingRelay(threading.Thread):
+    """A radio-like ZeroMQ peer: streams BLOCK samples every PERIOD_S without end - the burst it pulled when
+    there is one, zeros otherwise - with noise on everything, as an SDR's receive side delivers."""
+
+    BLOCK, PERIOD_S = 2500, 0.01                        # 250 k samples/s
+
+    def __init__(self, tx: str, rx: str, snr_db: float):
+        super().__init__(daemon=True)
+        self.ctx = zmq.Context()
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.pull.connect(tx)
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.push.bind(rx)
+        self.sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
+        self.rng = np.random.default_rng(0)
+        self.halt = threading.Event()
+
+    def run(self):
+        queue = np.zeros(0, dtype=np.complex64)
+        while not self.halt.is_set():
+            while self.pull.poll(0):
+                queue = np.concatenate([queue, np.frombuffer(self.pull.recv(), dtype="<c8")])
+            out = np.zeros(self.BLOCK, dtype=np.complex128)
+            take = min(len(queue), self.BLOCK)
+            out[:take], queue = queue[:take], queue[take:]
+            out += self.sigma * (self.rng.normal(size=self.BLOCK) + 1j * self.rng.normal(size=self.BLOCK))
+            try:
+                self.push.send(out.astype("<c8").tobytes(), zmq.NOBLOCK)
+            except zmq.Again:
+                pass                                      # nobody reading: a radio drops samples too
+            time.sleep(self.PERIOD_S)
+
+    def stop(self):
+        self.halt.set()
+        self.join(2)
+        self.pull.close(0)
+        self.push.close(0)
+        self.ctx.term()
+
+
+def _bounded(fn, limit_s):
+    """fn() in a thread: a receive loop that never returns fails the test instead of hanging it."""
+    box = {}
+
+    def body():
+        try:
+            box["value"] = fn()
+        except Exception as e:                            # handed back to the test
+            box["error"] = e
+
+    th = threading.Thread(target=body, daemon=True)
+    t0 = time.monotonic()
+    th.start()
+    th.join(limit_s)
+    assert not th.is_alive(), f"still running after {limit_s} s: the receive loop ignores its deadline"
+    return box, time.monotonic() - t0
+
+
+def test_zmq_backend_against_an_endless_stream(zmq_addrs):
+    """A peer that never stops streaming: a transmission with no burst in it times out within 10 % of the
+    1.5 s deadline; the same backend then finds and decodes a burst inside the stream."""
+    from dataclasses import replace
+
+    relay = StreamingRelay(*zmq_addrs, snr_db=15)
+    relay.start()
+    try:
+        be = get_backend("zmq")
+        cfg = ChannelConfig(kind="awgn", snr_db=15)
+        z = _symbols(3, 256, 2)
+        silent = replace(be.session.plan(z), samples=np.zeros(20000, dtype=np.complex64))
+        box, took = _bounded(lambda: be.channel_stream(silent, cfg, None), 4.5)
+        assert isinstance(box.get("error"), LinkTimeout) and "no burst" in str(box["error"]), box
+        assert 1.5 * 0.95 <= took <= 1.5 * 1.1, took
+        box, took = _bounded(lambda: be.transmit(z, cfg, None), 4.5)
+        assert "error" not in box, box
+        res = box["value"]
+        assert res.extras["frames_received"] == 3 and took < 1.5, (res.extras, took)
+        assert res.extras["image_status"] == ["ok"] * 3
+        assert abs(-10 * np.log10(((res.y - z).abs() ** 2).mean().item()) - 15) < 1.5
+        be.close()
+    finally:
+        relay.stop()
+
+
+def test_zmq_send_side_shares_the_deadline(zmq_addrs, monkeypatch):
+    """Nobody pulls: the send gives up at the one deadline."""
+    monkeypatch.setenv("SCCDM_ZMQ_TIMEOUT_MS", "800")
+    be = get_backend("zmq")
+    box, took = _bounded(lambda: be.transmit(_symbols(8, 512, 0), ChannelConfig(kind="awgn"), None), 5)
+    be.close()
+    assert isinstance(box.get("error"), LinkTimeout) and "took samples" in str(box["error"]), box
+    assert took <= 0.88, took
 
 
 def _images(n):
