@@ -41,6 +41,12 @@ def _quality(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
     return float(quality.psnr(x_hat, x)[0]), float(quality.ssim(x_hat, x)[0])
 
 
+def _image_status(out: pb.DecodeResponse, rx: pb.ReceivedFrame) -> str:
+    if out.image_status:
+        return out.image_status[0]
+    return rx.image_status[0] if rx.image_status else "ok"
+
+
 def _validate_channel(channel, snr_db, fading, block_size, csi, erasure_prob, tx_snr_db) -> ChannelConfig:
     cfg = ChannelConfig(kind=channel, snr_db=snr_db, fading=fading or "block", block_size=block_size,
                         csi=csi or "mmse", erasure_prob=erasure_prob)
@@ -121,9 +127,14 @@ async def transmit(
         frame=rx, refine=refine, seed=seed, want_png=True, want_tensor=want_tensor), deadline)
     t_rx = time.monotonic()
 
+    status = _image_status(out, rx)
     if "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", ""):
+        if status == "lost":  # a guess from no symbols is not passed off as the image that was sent
+            raise GatewayError(502, f"the channel lost this image's frame: {rx.link_status or 'no symbols arrived'}",
+                               stage="channel", image_status=status, link_status=rx.link_status)
         return Response(out.png[0], media_type="image/png",
-                        headers={"X-SCCDM-Seed": str(seed), "X-SCCDM-Channel-Uses": str(frame.info.num_symbols)})
+                        headers={"X-SCCDM-Seed": str(seed), "X-SCCDM-Channel-Uses": str(frame.info.num_symbols),
+                                 "X-SCCDM-Image-Status": status})
 
     def report():
         x = image_to_tensor(img)[None]
@@ -147,6 +158,9 @@ async def transmit(
             "erased_fraction": (1.0 - float(convert.proto_to_tensor(rx.erasure_mask, "mask").float().mean())
                                 if rx.HasField("erasure_mask") else 0.0),
             "received_symbols": _constellation(y),
+            # "ok", "erased" (some symbols lost) or "lost" (none arrived: the image is the decoder's guess
+            # from nothing); link_status: the radio backend's one-line account, when it gave one
+            "image_status": status, "link_status": rx.link_status,
         }
         if out.refined:
             s_hat = (convert.proto_to_tensor(out.unrefined, "unrefined") if want_tensor

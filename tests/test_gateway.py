@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 
-def post(http, data, **form):
+def post(http, data, headers=None, **form):
     form.setdefault("seed", "1")
     return http.post("/v1/transmit", files={"image": ("x.png", data, "image/png")},
-                     data={k: str(v) for k, v in form.items()})
+                     data={k: str(v) for k, v in form.items()}, headers=headers or {})
 
 
 def test_healthz_and_readyz(http):
@@ -40,10 +40,26 @@ def test_report_has_everything_the_page_shows(http, make_png):
                               "erasure_prob": 0.05}
     assert 0 < rep["erased_fraction"] < 0.2
     assert rep["csi_source"] == "genie" and rep["csi_mode"] == "zf"
+    assert rep["image_status"] == "erased" and rep["link_status"] == ""
     for k in ("encode", "channel", "decode", "refine", "total"):
         assert rep["timings_ms"][k] >= 0
     img = Image.open(io.BytesIO(__import__("base64").b64decode(rep["s_hat"]["image"])))
     assert img.size == (40, 40)
+
+
+def test_a_lost_image_is_marked_and_never_sent_as_a_png(http, make_png):
+    """Every symbol erased: the report says "lost" (the outputs are a guess from nothing) and a client that
+    asked for the PNG alone gets a 502 with the reason instead of that guess."""
+    data, _ = make_png(32, 32)
+    form = {"erasure_prob": "0.9999", "refine": "false"}
+    for seed in range(1, 8):   # each seed erases all 256 symbols with probability 0.9999^256 = 0.97
+        rep = post(http, data, seed=str(seed), **form).json()
+        if rep["erased_fraction"] == 1.0:
+            break
+    assert rep["image_status"] == "lost", rep["erased_fraction"]
+    assert post(http, data, seed="1", erasure_prob="0.0").json()["image_status"] == "ok"
+    r = post(http, data, seed=str(seed), headers={"Accept": "image/png"}, **form)
+    assert r.status_code == 502 and r.json()["image_status"] == "lost" and "lost" in r.json()["detail"]
 
 
 def test_accept_png_returns_the_image(http, make_png):

@@ -126,6 +126,11 @@ function render(rep) {
     `${fmt(c.snr_db, 1)} dB, erasures ${fmt(rep.erased_fraction * 100, 1)} %; estimated SNR ${fmt(rep.est_snr_db, 1)} dB, ` +
     `after equalisation ${fmt(rep.eff_snr_db, 1)} dB (${rep.csi_source} CSI, ${rep.csi_mode}); seed ${rep.seed}; ` +
     `${rep.channel_uses} channel uses, CBR ${fmt(rep.cbr, 4)} (1/${fmt(1 / rep.cbr, 1)})`;
+  // a lost frame decodes to a guess from nothing: say so where the result is, not only in the numbers
+  if (rep.image_status === "lost") {
+    showError(`The channel lost this image's frame; the outputs are the decoder's guess from no symbols. ` +
+              (rep.link_status || ""));
+  }
 }
 
 function renderTimings(t) {
