@@ -292,3 +292,23 @@ def test_dc_and_iq_in_a_continuous_stream(flowgraph):
     # per-frame SNR estimates spread about +-0.5 dB on 4 short frames, impaired or not
     assert torch.all((res.snr_db - 10).abs() <= 1.0), res.snr_db
     assert abs(-10 * np.log10(((res.y - z).abs() ** 2).mean().item()) - 10) < 0.5
+
+
+def test_frames_lost_to_fading_are_reported_per_image(flowgraph):
+    """channels.fading_model (fD*Ts 1e-4, issue 12's slow-Doppler case) at 5 dB loses some frames: each lost
+    image is 'lost' in image_status, all-false in the mask and zero in y; the others are 'ok'."""
+    from sccdm.channels import ChannelConfig
+
+    fg = flowgraph(snr_db=5, freq_offset=1e-3, seed=7, fading_fdts=1e-4)
+    g = torch.Generator().manual_seed(4)
+    z = (torch.complex(torch.randn(32, 256, generator=g), torch.randn(32, 256, generator=g)) * 0.7071
+         ).to(torch.complex64)
+    res = fg.backend.transmit(z, ChannelConfig(kind="rayleigh", snr_db=5, csi="mmse"), None)
+    st, lost = res.extras["image_status"], res.extras["lost_images"]
+    print(f"fading 1e-4, 5 dB: {len(lost)} of 32 lost; {res.extras['link_status']}")
+    assert 1 <= len(lost) <= 16, res.extras["link_status"]
+    assert [i for i, s in enumerate(st) if s == "lost"] == lost
+    assert set(st) <= {"ok", "lost"}
+    assert not res.mask[lost].any() and res.mask[[i for i in range(32) if i not in lost]].all()
+    assert torch.all(res.y[lost] == 0)
+    assert res.extras["link_status"].startswith(f"{len(lost)} of 32 images lost")

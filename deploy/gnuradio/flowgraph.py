@@ -70,6 +70,9 @@ def build_parser():
                    help="receiver IQ amplitude imbalance, dB (channels.iqbal_gen, RX model)")
     p.add_argument("--iq-phase-deg", type=float, default=float(_env("IQ_PHASE_DEG", "0")),
                    help="receiver IQ phase imbalance, degrees")
+    p.add_argument("--fading-fdts", type=float, default=float(_env("FADING_FDTS", "0")),
+                   help="> 0: flat Rayleigh fading with this normalised Doppler fD*Ts per sample "
+                        "(channels.fading_model, 8 sinusoids, no line of sight), before the channel model")
     p.add_argument("--dc", default=_env("DC", "0"), help="DC offset added at the receiver, complex (e.g. 0.2 or 0.1+0.1j)")
     return p
 
@@ -125,6 +128,8 @@ def main(argv=None):
         chain += [stream_source(args.tx, args.timeout_ms), blocks.throttle(gr.sizeof_gr_complex, args.stream_rate)]
     else:
         chain.append(zeromq.pull_source(gr.sizeof_gr_complex, 1, args.tx, args.timeout_ms, False, -1))
+    if args.fading_fdts > 0:
+        chain.append(channels.fading_model(8, args.fading_fdts, False, 4.0, args.seed + 1))
     chain.append(channels.channel_model(noise_voltage=nv, frequency_offset=args.freq_offset, epsilon=args.epsilon,
                                         taps=taps, noise_seed=args.seed, block_tags=False))
     # receiver front-end impairments come after the channel and its noise, as in a radio's mixer / ADC
@@ -143,7 +148,7 @@ def main(argv=None):
     info = {"tx": args.tx, "rx": args.rx, "noise_voltage": nv, "freq_offset": args.freq_offset,
             "epsilon": args.epsilon, "taps": [[t.real, t.imag] for t in taps], "seed": args.seed,
             "stream_rate": args.stream_rate, "iq_mag_db": args.iq_mag_db, "iq_phase_deg": args.iq_phase_deg,
-            "dc": [dc.real, dc.imag],
+            "dc": [dc.real, dc.imag], "fading_fdts": args.fading_fdts,
             "gnuradio": gr.version()}
     print("READY " + json.dumps(info), flush=True)
     stop.wait()
