@@ -63,7 +63,9 @@ def transmit(gateway: str, data: bytes, filename: str = "image.png", *, snr_db: 
     """POST /v1/transmit; returns the JSON report. Raises RuntimeError with the gateway's message on 4xx/5xx."""
     import httpx
     client = client or httpx.Client(timeout=timeout_s)
-    form = {"snr_db": str(snr_db), "channel": channel, "refine": "true" if refine else "false"}
+    # the gateway's deadline is this client's patience, not its 25 s default (a large photo on a CPU takes longer)
+    form = {"snr_db": str(snr_db), "channel": channel, "refine": "true" if refine else "false",
+            "timeout_s": f"{timeout_s:g}"}
     if seed is not None:
         form["seed"] = str(seed)
     form.update({k: str(v) for k, v in extra.items() if v is not None})

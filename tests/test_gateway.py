@@ -150,3 +150,13 @@ def test_cli_stack_up_in_background_then_send_then_sigterm(tmp_path, make_png, c
     host, port = url.removeprefix("http://").rsplit(":", 1)
     with socket.socket() as s:
         assert s.connect_ex((host, int(port))) != 0, "gateway still listening after stack stopped"
+
+
+def test_send_passes_its_own_patience_as_the_deadline(gateway_url, make_png):
+    """sccdm send / sccdm.send.transmit tell the gateway how long they will wait (timeout_s), so a large photo
+    is not cut at the gateway's 25 s default while the client would have waited; above the gateway's limit: 422."""
+    from sccdm.send import transmit
+    data, _ = make_png(32, 32)
+    assert transmit(gateway_url, data, timeout_s=60, seed=1)["psnr_db"] > 15
+    with pytest.raises(RuntimeError, match="HTTP 422.*SCCDM_MAX_REQUEST_TIMEOUT_S"):
+        transmit(gateway_url, data, timeout_s=601, seed=1)
