@@ -41,6 +41,18 @@ def _quality(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
     return float(quality.psnr(x_hat, x)[0]), float(quality.ssim(x_hat, x)[0])
 
 
+def _on_air(rx: pb.ReceivedFrame, h: int, w: int) -> dict | None:
+    """What a radio backend really spent per image, framing overhead (preamble, header, pilots) included."""
+    if not rx.HasField("extras"):
+        return None
+    from google.protobuf import json_format
+    ex = json_format.MessageToDict(rx.extras)
+    if "symbols_per_image_on_air" not in ex:
+        return None
+    uses = int(ex["symbols_per_image_on_air"])
+    return {"channel_uses": uses, "overhead_factor": float(ex["overhead_factor"]), "cbr": uses / (3.0 * h * w)}
+
+
 def _image_status(out: pb.DecodeResponse, rx: pb.ReceivedFrame) -> str:
     if out.image_status:
         return out.image_status[0]
@@ -162,6 +174,9 @@ async def transmit(
             # from nothing); link_status: the radio backend's one-line account, when it gave one
             "image_status": status, "link_status": rx.link_status,
         }
+        air = _on_air(rx, h, w)
+        if air:
+            rep["on_air"] = air
         if out.refined:
             s_hat = (convert.proto_to_tensor(out.unrefined, "unrefined") if want_tensor
                      else image_to_tensor(decode_image_bytes(out.unrefined_png[0], h * w))[None])

@@ -38,6 +38,10 @@ TRANSMIT_REPORT = {
         "image_status": {"enum": ["ok", "erased", "lost"],
                          "description": "lost: no symbol arrived, the outputs are the decoder's guess from nothing"},
         "link_status": {"type": "string", "description": "the radio backend's account of the frames (may be empty)"},
+        "on_air": {"type": "object", "description": "radio backends only: channel uses per image on the air with "
+                                                    "the framing overhead, and the CBR that makes",
+                   "properties": {"channel_uses": {"type": "integer"}, "overhead_factor": NUM,
+                                  "cbr": NUM}},
         "timings_ms": {"type": "object", "required": ["encode", "channel", "decode", "refine", "total"],
                        "additionalProperties": NUM},
     },

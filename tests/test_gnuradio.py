@@ -177,6 +177,10 @@ def test_gateway_through_gnuradio(flowgraph, tmp_path):
         stack.stop()
     assert rep["backend"] == "zmq" and rep["csi_source"] == "estimated"
     assert abs(rep["est_snr_db"] - 10) < 1.5, rep["est_snr_db"]
+    # the on-air cost with the framing overhead: more channel uses than the codec's k, the CBR to match
+    air = rep["on_air"]
+    assert air["channel_uses"] > rep["channel_uses"] and air["overhead_factor"] > 1
+    assert abs(air["cbr"] - air["channel_uses"] / (3 * 32 * 32)) < 1e-9
     model = zoo.load("sc-cdm-cpu")
     x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0
     ref = pipeline.simulate(model, x, ChannelConfig(kind="awgn", snr_db=10), torch.Generator().manual_seed(1))

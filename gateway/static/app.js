@@ -125,7 +125,8 @@ function render(rep) {
   $("link-info").textContent = `${rep.model}; ${c.kind}${c.kind === "rayleigh" ? " (" + c.fading + ")" : ""} at ` +
     `${fmt(c.snr_db, 1)} dB, erasures ${fmt(rep.erased_fraction * 100, 1)} %; estimated SNR ${fmt(rep.est_snr_db, 1)} dB, ` +
     `after equalisation ${fmt(rep.eff_snr_db, 1)} dB (${rep.csi_source} CSI, ${rep.csi_mode}); seed ${rep.seed}; ` +
-    `${rep.channel_uses} channel uses, CBR ${fmt(rep.cbr, 4)} (1/${fmt(1 / rep.cbr, 1)})`;
+    `${rep.channel_uses} channel uses, CBR ${fmt(rep.cbr, 4)} (1/${fmt(1 / rep.cbr, 1)})` +
+    (rep.on_air ? `; on the air with framing ${rep.on_air.channel_uses} (CBR ${fmt(rep.on_air.cbr, 4)})` : "");
   // a lost frame decodes to a guess from nothing: say so where the result is, not only in the numbers
   if (rep.image_status === "lost") {
     showError(`The channel lost this image's frame; the outputs are the decoder's guess from no symbols. ` +
