@@ -140,7 +140,7 @@ class FrontDoor:
 
     @staticmethod
     def _account(scope, cyc: _Cycle, seconds: float):
-        status = CLIENT_CLOSED if cyc.left and cyc.status in (0, 200) else (cyc.status or 500)
+        status = CLIENT_CLOSED if cyc.left else (cyc.status or 500)  # left: gone before the answer was complete
         route = scope.get("route")
         metrics.observe("gateway", getattr(route, "path", "unmatched"), str(status), seconds)
         path = scope.get("path", "")
