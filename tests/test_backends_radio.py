@@ -7,12 +7,15 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import zmq
+
+from bounded import run_bounded
 
 from sccdm.backends import get_backend
 from sccdm.channels import ChannelConfig, equalize
@@ -23,6 +26,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def running(relay):
+    """The relay thread for the duration of the block."""
+    relay.start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
 
 
 def _symbols(b, k, seed):
@@ -103,9 +116,7 @@ def test_emulated_link_rejects_what_it_cannot_do():
 
 
 def test_zmq_backend_through_a_relay(zmq_addrs):
-    relay = Relay(*zmq_addrs, snr_db=15)
-    relay.start()
-    try:
+    with running(Relay(*zmq_addrs, snr_db=15)):
         be = get_backend("zmq")
         z = _symbols(3, 256, 2)
         for _ in range(2):                              # the second call must not see the first one's samples
@@ -114,20 +125,14 @@ def test_zmq_backend_through_a_relay(zmq_addrs):
             mse_db = 10 * np.log10(((res.y - z).abs() ** 2).mean().item())
             assert abs(-mse_db - 15) < 1.5 and torch.all((res.snr_db - 15).abs() < 1.0)
         be.close()
-    finally:
-        relay.stop()
 
 
 def test_zmq_backend_no_burst_is_a_clear_error(zmq_addrs):
-    relay = Relay(*zmq_addrs, snr_db=0, noise_only=True)
-    relay.start()
-    try:
+    with running(Relay(*zmq_addrs, snr_db=0, noise_only=True)):
         be = get_backend("zmq")
         with pytest.raises(NoBurstError, match="no frame found"):
             be.transmit(_symbols(2, 128, 3), ChannelConfig(kind="awgn"), None)
         be.close()
-    finally:
-        relay.stop()
 
 
 def test_zmq_backend_times_out_without_flowgraph(zmq_addrs, monkeypatch):
@@ -183,55 +188,33 @@ class StreamingRelay(threading.Thread):
         self.ctx.term()
 
 
-def _bounded(fn, limit_s):
-    """fn() in a thread: a receive loop that never returns fails the test instead of hanging it."""
-    box = {}
-
-    def body():
-        try:
-            box["value"] = fn()
-        except Exception as e:                            # handed back to the test
-            box["error"] = e
-
-    th = threading.Thread(target=body, daemon=True)
-    t0 = time.monotonic()
-    th.start()
-    th.join(limit_s)
-    assert not th.is_alive(), f"still running after {limit_s} s: the receive loop ignores its deadline"
-    return box, time.monotonic() - t0
-
-
 def test_zmq_backend_against_an_endless_stream(zmq_addrs):
     """A peer that never stops streaming: a transmission with no burst in it times out within 10 % of the
     1.5 s deadline; the same backend then finds and decodes a burst inside the stream."""
     from dataclasses import replace
 
-    relay = StreamingRelay(*zmq_addrs, snr_db=15)
-    relay.start()
-    try:
+    with running(StreamingRelay(*zmq_addrs, snr_db=15)):
         be = get_backend("zmq")
         cfg = ChannelConfig(kind="awgn", snr_db=15)
         z = _symbols(3, 256, 2)
         silent = replace(be.session.plan(z), samples=np.zeros(20000, dtype=np.complex64))
-        box, took = _bounded(lambda: be.channel_stream(silent, cfg, None), 4.5)
+        box, took = run_bounded(lambda: be.channel_stream(silent, cfg, None), 4.5)
         assert isinstance(box.get("error"), LinkTimeout) and "no burst" in str(box["error"]), box
         assert 1.5 * 0.95 <= took <= 1.5 * 1.1, took
-        box, took = _bounded(lambda: be.transmit(z, cfg, None), 4.5)
+        box, took = run_bounded(lambda: be.transmit(z, cfg, None), 4.5)
         assert "error" not in box, box
         res = box["value"]
         assert res.extras["frames_received"] == 3 and took < 1.5, (res.extras, took)
         assert res.extras["image_status"] == ["ok"] * 3
         assert abs(-10 * np.log10(((res.y - z).abs() ** 2).mean().item()) - 15) < 1.5
         be.close()
-    finally:
-        relay.stop()
 
 
 def test_zmq_send_side_shares_the_deadline(zmq_addrs, monkeypatch):
     """Nobody pulls: the send gives up at the one deadline."""
     monkeypatch.setenv("SCCDM_ZMQ_TIMEOUT_MS", "800")
     be = get_backend("zmq")
-    box, took = _bounded(lambda: be.transmit(_symbols(8, 512, 0), ChannelConfig(kind="awgn"), None), 5)
+    box, took = run_bounded(lambda: be.transmit(_symbols(8, 512, 0), ChannelConfig(kind="awgn"), None), 5)
     be.close()
     assert isinstance(box.get("error"), LinkTimeout) and "took samples" in str(box["error"]), box
     assert took <= 0.88, took

@@ -1139,15 +1139,17 @@ def _engine_client():
         pytest.skip(f"{e} (CI starts one with `bash deploy/engine.sh`; it failed or was not run)")
 
 
-def _compose_cmd(*args) -> list[str]:
-    return ["docker", "compose", "-p", PROJECT, "-f", str(COMPOSE), "-f", str(COMPOSE_CPU), *args]
+def _compose_cmd(*args, project=PROJECT, profiles=()) -> list[str]:
+    prof = [x for p in profiles for x in ("--profile", p)]
+    return ["docker", "compose", "-p", project, "-f", str(COMPOSE), "-f", str(COMPOSE_CPU), *prof, *args]
 
 
-def _compose(*args, timeout=900, check=True, env=None):
+def _compose(*args, timeout=900, check=True, env=None, project=PROJECT, profiles=()):
     import os
     import subprocess
     full_env = {**os.environ, **_engine_settings(), **(env or {})}
-    res = subprocess.run(_compose_cmd(*args), cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(_compose_cmd(*args, project=project, profiles=profiles), cwd=ROOT, env=full_env,
+                         capture_output=True, text=True, timeout=timeout)
     if check and res.returncode != 0:
         raise AssertionError(f"docker compose {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
                              f"{res.stderr[-6000:]}")

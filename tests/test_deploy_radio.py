@@ -10,22 +10,15 @@ import time
 
 import numpy as np
 import pytest
-from test_deploy import COMPOSE, COMPOSE_CPU, ROOT, _engine_client, _engine_settings, _free_port, _gateway_ready
+import test_deploy
+from test_deploy import _engine_client, _free_port, _gateway_ready
 
 PROJECT = "sccdmradio"
 GR_SNR_DB = 15.0
 
 
 def _compose(*args, env: dict, timeout: float = 900, check: bool = True):
-    import os
-    import subprocess
-    cmd = ["docker", "compose", "-p", PROJECT, "-f", str(COMPOSE), "-f", str(COMPOSE_CPU), "--profile", "radio", *args]
-    res = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **_engine_settings(), **env}, capture_output=True,
-                         text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise AssertionError(f"docker compose {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
-                             f"{res.stderr[-6000:]}")
-    return res
+    return test_deploy._compose(*args, env=env, timeout=timeout, check=check, project=PROJECT, profiles=("radio",))
 
 
 @pytest.fixture(scope="module")

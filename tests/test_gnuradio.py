@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bounded import run_bounded
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWGRAPH = REPO / "deploy" / "gnuradio" / "flowgraph.py"
@@ -190,25 +191,6 @@ def test_gateway_through_gnuradio(flowgraph, tmp_path):
 
 # ---- a source that never stops (issue 12): zeros or noise between bursts, as an SDR delivers ----------------
 
-def _in_thread(fn, limit_s):
-    """Run fn() in a thread; a receive loop that never ends fails the test instead of hanging it."""
-    import threading
-    box = {}
-
-    def body():
-        try:
-            box["value"] = fn()
-        except BaseException as e:          # handed back to the test
-            box["error"] = e
-
-    th = threading.Thread(target=body, daemon=True)
-    t0 = __import__("time").monotonic()
-    th.start()
-    th.join(limit_s)
-    assert not th.is_alive(), f"transmit still running after {limit_s} s (the receive loop ignores its deadline)"
-    return box, __import__("time").monotonic() - t0
-
-
 @pytest.mark.parametrize("snr_db", [10.0, 60.0])      # 60 dB: practically zeros between bursts
 def test_continuous_stream_no_burst_times_out_then_burst_decodes(flowgraph, snr_db):
     """A streaming flowgraph (throttled source, zeros between bursts + the channel's noise): a transmission that
@@ -225,12 +207,12 @@ def test_continuous_stream_no_burst_times_out_then_burst_decodes(flowgraph, snr_
     z = (torch.complex(torch.randn(4, 256, generator=g), torch.randn(4, 256, generator=g)) * 0.7071).to(torch.complex64)
     plan = fg.backend.session.plan(z)
     silent = replace(plan, samples=np.zeros_like(plan.samples))
-    box, took = _in_thread(lambda: fg.backend.channel_stream(silent, cfg, None), 3 * deadline_ms / 1000)
+    box, took = run_bounded(lambda: fg.backend.channel_stream(silent, cfg, None), 3 * deadline_ms / 1000)
     assert isinstance(box.get("error"), LinkTimeout), box
     assert "no burst" in str(box["error"])
     assert 0.95 * deadline_ms / 1000 <= took <= 1.1 * deadline_ms / 1000, took
     # the worker is free: the next transmission takes the lock and comes back well before its deadline
-    box, took = _in_thread(lambda: fg.backend.transmit(z, cfg, None), 3 * deadline_ms / 1000)
+    box, took = run_bounded(lambda: fg.backend.transmit(z, cfg, None), 3 * deadline_ms / 1000)
     assert "error" not in box, box
     res = box["value"]
     assert res.extras["frames_received"] == 4 and took < deadline_ms / 1000, (res.extras["frames_received"], took)
