@@ -20,6 +20,7 @@ batcher and compute thread, so a 2048x2048 image does not hold up 32x32 ones.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -233,8 +234,6 @@ def service_batcher(run_batch, cfg, *, name: str, key, size, pixels, limit) -> L
 
     pixels: ``item -> H * W`` of one image of the item.
     """
-    import bisect
-
     bounds = tuple(cfg.lane_pixels)
     common = dict(key=key, size=size, limit=limit, cost=lambda it: size(it) * pixels(it),
                   max_queue_cost=cfg.max_queue_pixels, max_wait_ms=cfg.max_wait_ms, max_batch=cfg.max_batch)
