@@ -92,8 +92,11 @@ def test_snr_estimate_within_1db(snr_db):
     assert abs(np.mean(res.extras["cfo"]) - 1e-3) < 2e-5
 
 
-def test_detection_200_frames_at_0db_misses_none_invents_none():
-    cfg = LinkConfig()
+@pytest.mark.parametrize("rate", [3, 2])
+def test_detection_200_frames_at_0db_misses_none_invents_none(rate):
+    """Rate-1/3 header (default): none of 200 frames missed at 0 dB; the rate-1/2 header (122 symbols
+    shorter, about 1.8 dB less energy per header bit) misses at most 1 %."""
+    cfg = LinkConfig(header_rate=rate)
     session = LinkSession(cfg)
     rng = np.random.default_rng(4)
     plan = session.plan(_cn((200, 256), rng))
@@ -101,10 +104,14 @@ def test_detection_200_frames_at_0db_misses_none_invents_none():
     rx = x + _noise(len(x), 0.0, rng)
     res = Receiver(cfg).demodulate(rx)
     ids = [f.header.frame_id for f in res.frames]
-    assert ids == list(range(200)), (len(ids), res.rejected[:5])
+    if rate == 3:
+        assert ids == list(range(200)), (len(ids), res.rejected[:5])
+    else:
+        assert len(ids) >= 198 and ids == sorted(set(ids)) and set(ids) <= set(range(200)), (len(ids), res.rejected[:5])
     # where the frames really start, +- 2 samples (matched-filter delay: len(taps) - 1)
     delay = cfg.span * cfg.sps
-    assert np.max(np.abs(np.array([f.start for f in res.frames]) - np.array(plan.starts) - delay)) < 2
+    starts = np.array(plan.starts)[ids]
+    assert np.max(np.abs(np.array([f.start for f in res.frames]) - starts - delay)) < 2
     noise_only = Receiver(cfg).demodulate(_noise(len(rx), 0.0, rng))
     assert noise_only.frames == []
 

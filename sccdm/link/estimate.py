@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["ls_channel", "mmse_equalizer", "equalize_fir", "snr_from_repeat", "cfo_from_halves",
-           "track_pilots", "lin_db"]
+           "track_pilots", "lin_db", "smooth_gain", "block_gains", "GAIN_WIDTHS"]
 
 
 def lin_db(x):
@@ -136,3 +136,94 @@ def track_pilots(v: np.ndarray, pilots: np.ndarray, pilot_pos: np.ndarray, block
     var_fit = float(np.mean(var_b)) * 2.0 / min(2 * window, n)
     k = dev / (dev + var_fit) if dev > 0 else 0.0
     return 1.0 + k * (out - 1.0)
+
+
+# widths (symbols) of the gain smoother's kernel, tried by cross-validation; inf = one straight line
+GAIN_WIDTHS = (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, np.inf)
+
+
+def _local_linear(t_obs: np.ndarray, g_obs: np.ndarray, n_obs: np.ndarray, t_out: np.ndarray, width: float,
+                  leave_out: bool = False) -> np.ndarray:
+    """Gaussian-kernel local-linear fit of g_obs (complex [m], weights n_obs [m], at t_obs [m]) at t_out [p].
+
+    leave_out: t_out is t_obs and each point is predicted without itself (cross-validation).
+    Returns complex [p]; where the local line is ill-posed (one point in reach) the local mean.
+    """
+    d = t_obs[None, :] - t_out[:, None]                          # [p, m]
+    w = n_obs[None, :] * (np.exp(-0.5 * (d / width) ** 2) if np.isfinite(width) else np.ones_like(d))
+    if leave_out:
+        np.fill_diagonal(w, 0.0)
+    s0, s1, s2 = w.sum(1), (w * d).sum(1), (w * d * d).sum(1)
+    t0, t1 = w @ g_obs, (w * d) @ g_obs
+    det = s0 * s2 - s1 ** 2
+    ok = det > 1e-9 * np.maximum(s0 * s2, 1e-30)
+    line = (s2 * t0 - s1 * t1) / np.where(ok, det, 1.0)
+    mean = t0 / np.maximum(s0, 1e-30)
+    return np.where(ok, line, mean)
+
+
+def smooth_gain(t_obs: np.ndarray, g_obs: np.ndarray, n_obs: np.ndarray, t_out: np.ndarray,
+                widths=GAIN_WIDTHS, sinr: float | None = None, floor_share: float = 0.01) -> tuple[np.ndarray, float]:
+    """The channel's complex gain over a frame from noisy block measurements, smoothed as much as it allows.
+
+    t_obs: float [m] block centres (symbols); g_obs: complex [m] block gains (mean of v x*); n_obs:
+    float [m] known symbols per block (their weights: a block's noise variance is 1 / (n SINR));
+    t_out: float [p] where the gain is wanted. The kernel width is the one of ``widths`` that best
+    predicts each block from the others (leave-one-out cross-validation): a still channel picks the
+    widest (a straight line through all), a fading one as narrow as its coherence time and the
+    noise allow - the measured variation chooses the window. Between a grid of fitted points the
+    gain is interpolated linearly. sinr (linear, of v): when given, the blocks must first depart
+    from one straight line by more than their noise (chi-square, 1 %), so noise alone never buys
+    a narrow window; with sinr the blocks are weighted by 1 / (1 / (n SINR) + floor_share mean |g|^2),
+    the floor standing for a still channel's model error (-20 dB) and capping a long run's weight.
+    Returns (complex [p], chosen width; inf = no variation seen).
+    """
+    t_obs, n_obs = np.asarray(t_obs, dtype=np.float64), np.asarray(n_obs, dtype=np.float64)
+    g_obs = np.asarray(g_obs, dtype=np.complex128)
+    best, best_w = np.inf, widths[-1]
+    moving = len(t_obs) >= 4
+    if moving and sinr is not None:
+        from scipy.stats import gamma
+        line = _local_linear(t_obs, g_obs, n_obs, t_obs, np.inf)
+        # the floor: what a still channel's blocks may depart from a line beside the noise (a DC, an
+        # IQ image, the pulse's residue), and at high SNR it keeps a 16-symbol run from outweighing
+        # a 2-symbol pilot block that sits where the gain is
+        floor = floor_share * float(np.mean(np.abs(g_obs) ** 2))
+        n_obs = 1.0 / (1.0 / (n_obs * max(sinr, 1e-6)) + floor)
+        # |g_b - line_b|^2 / var_b is Exp(1) per block when only noise and the floor depart from the line
+        moving = float(np.sum(n_obs * np.abs(g_obs - line) ** 2)) > gamma.ppf(0.99, len(t_obs) - 2)
+    if moving:
+        for w in widths:
+            err = float(np.sum(n_obs * np.abs(g_obs - _local_linear(t_obs, g_obs, n_obs, t_obs, w, True)) ** 2))
+            if err < best * (1 - 1e-9):
+                best, best_w = err, w
+    grid = np.unique(np.concatenate([t_obs, np.linspace(min(t_obs.min(), t_out.min()),
+                                                        max(t_obs.max(), t_out.max()), 64)]))
+    if np.isfinite(best_w):
+        grid = np.unique(np.concatenate([grid, np.arange(grid[0], grid[-1], max(best_w / 4, 1.0))]))
+    fit = _local_linear(t_obs, g_obs, n_obs, grid, best_w)
+    return np.interp(t_out, grid, fit.real) + 1j * np.interp(t_out, grid, fit.imag), float(best_w)
+
+
+def block_gains(v: np.ndarray, x: np.ndarray, pos: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split known positions pos (int [n], sorted) into runs of at most ``size`` adjacent symbols.
+
+    v: complex equalised unit-gain symbols; x: complex known symbols (same indexing).
+    Returns (centres float [m], gains complex [m] = mean v x* over each run, symbols per run float [m]).
+    """
+    pos = np.asarray(pos, dtype=np.int64)
+    if len(pos) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.complex128), np.zeros(0)
+    breaks = np.flatnonzero(np.diff(pos) != 1) + 1
+    cs, gs, ns = [], [], []
+    for run in np.split(pos, breaks):
+        for k in range(0, len(run), size):
+            p = run[k:k + size]
+            # a short tail joins its run's previous block rather than standing alone, noisier
+            if k and len(p) < size // 2:
+                p = run[k - size:k + len(p)]
+                cs.pop(), gs.pop(), ns.pop()
+            cs.append(float(np.mean(p)))
+            gs.append(np.mean(v[p] * np.conj(x[p])))
+            ns.append(float(len(p)))
+    return np.asarray(cs), np.asarray(gs), np.asarray(ns)

@@ -2,14 +2,19 @@
 
 The header is sent as BPSK; at 0 dB per symbol an uncoded 116-bit header would
 fail most of the time, so it is coded (rate 1/3, generators 133/171/165 octal,
-the LTE set) and zero-terminated. The CRC catches what Viterbi gets wrong, so a
+the LTE set) and zero-terminated. Rate 1/2 drops the third output: what is left
+is the classic (133, 171) K=7 code (free distance 10), decoded by the same
+Viterbi with the dropped bits as erasures (soft value 0). :func:`interleaver`
+spreads neighbouring coded bits apart on the air, so a fade over a run of
+symbols costs scattered bits the code can correct, not a burst. The CRC catches what Viterbi gets wrong, so a
 bad header is rejected, never misread.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crc16", "conv_encode", "viterbi_decode", "bits_to_int", "int_to_bits"]
+__all__ = ["crc16", "conv_encode", "viterbi_decode", "bits_to_int", "int_to_bits", "puncture", "depuncture",
+           "interleaver"]
 
 K = 7
 GENS = (0o133, 0o171, 0o165)
@@ -96,3 +101,27 @@ def viterbi_decode(soft: np.ndarray, n_bits: int) -> np.ndarray:
         prev = ((state & (N_STATES // 2 - 1)) << 1) | int(decisions[t, state])
         state = prev
     return bits[:n_bits]
+
+
+def puncture(coded: np.ndarray, rate: int) -> np.ndarray:
+    """coded: [3 m] rate-1/3 output -> [rate * m]: rate 3 keeps all, rate 2 the first two of each triple."""
+    if rate not in (2, 3):
+        raise ValueError(f"header code rate must be 1/2 or 1/3 (rate 2 or 3), got {rate}")
+    return np.asarray(coded).reshape(-1, len(GENS))[:, :rate].reshape(-1)
+
+
+def depuncture(soft: np.ndarray, rate: int) -> np.ndarray:
+    """soft: float [rate * m] -> float [3 m] for :func:`viterbi_decode`, dropped bits as 0 (erasures)."""
+    soft = np.asarray(soft, dtype=np.float64).reshape(-1, rate)
+    out = np.zeros((len(soft), len(GENS)))
+    out[:, :rate] = soft
+    return out.reshape(-1)
+
+
+def interleaver(n: int) -> np.ndarray:
+    """Permutation int64 [n]: symbol j on the air carries coded bit perm[j] = (j * s) mod n, s the first
+    integer >= sqrt(n) coprime with n, so coded bits i and i + 1 lie about s symbols apart."""
+    s = max(1, int(np.ceil(np.sqrt(n))))
+    while np.gcd(s, n) != 1:
+        s += 1
+    return (np.arange(n, dtype=np.int64) * s) % n

@@ -2,16 +2,19 @@
 
 One frame (symbol rate, all known parts unit modulus)::
 
-    | preamble: Zadoff-Chu(31) x 4 | training T(32) | header: 366 BPSK (coded) | training T(32) |
-    | data with pilot blocks: [P(4) D(<=64)] ... [P(4)] | postamble: T(32) |
+    | preamble: Zadoff-Chu(31) x 4 | training T(32) | header: [H(32) P(2)] ... H(<=32) | training T(32) |
+    | data with pilot blocks: [P(2) D(<=64)] ... [P(2)] | postamble: T(32) |
 
 * preamble - burst detection, coarse timing and CFO (Schmidl-Cox on the repeats);
 * training - fine timing, LS channel estimate, SNR from the repeat; its two
   copies bracket the header, so the phase drift across the header (residual
   CFO) is measured, not extrapolated;
 * header - frame id, image count, symbols per image, model id, latent and image
-  geometry; CRC-16, rate-1/3 K=7 convolutional code, BPSK (see :mod:`.fec`);
-* pilots - tracked over the frame for residual CFO / slow fading;
+  geometry; CRC-16, K=7 convolutional code at rate 1/3 (366 coded bits; 1/2:
+  244), interleaved, BPSK (see :mod:`.fec`), with a pilot block every
+  ``header_pilot_every`` coded symbols so a channel that moves within the
+  header (Doppler) is tracked across it;
+* pilots - tracked over the frame for residual CFO and fading;
 * postamble - the training again: its arrival time against the first copy
   measures the sample-clock offset (GNU Radio's epsilon).
 
@@ -24,10 +27,10 @@ from dataclasses import dataclass, asdict, field
 
 import numpy as np
 
-from .fec import bits_to_int, conv_encode, crc16, int_to_bits
+from .fec import bits_to_int, conv_encode, crc16, int_to_bits, interleaver, puncture
 
 __all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "preamble_symbols",
-           "training_symbols", "header_symbols", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
+           "training_symbols", "header_symbols", "header_len", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
 
 MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4,
              "sc-cdm-cpu-rayleigh": 5, "deepjscc-paper-rayleigh": 6, "sc-cdm-paper-photo": 7,
@@ -57,6 +60,13 @@ class LinkConfig:
     stream's mean (a receiver's DC offset); iq_correct: estimate and remove
     the IQ-imbalance image per frame (:mod:`sccdm.link.frontend`).
 
+    Header: ``header_rate`` 3 (rate 1/3, 366 coded symbols, the default) or 2
+    (rate 1/2, 244: 122 symbols less per frame, about 1.8 dB less energy per
+    header bit, so more frames lost in fades); ``header_pilot_every`` coded
+    symbols between header pilot blocks of ``pilot_len`` (0: none). Overhead
+    per frame: 124 + 64 + 366 + 11 x 2 + 32 + 2 (n_data / 64 + 1) symbols with
+    the defaults, 122 + 8 less at rate 1/2 (see :func:`layout`).
+
     Delay spread: ``chan_taps`` (default 7) is the channel length the
     receiver models, centred on the timing peak, so echoes up to +-(chan_taps
     - 1) / 2 = 3 symbols (12 samples at sps 4) are equalised; beyond that they
@@ -76,7 +86,7 @@ class LinkConfig:
     zc_reps: int = 4
     train_len: int = 32
     pilot_every: int = 64
-    pilot_len: int = 4
+    pilot_len: int = 2
     chan_taps: int = 7
     eq_taps: int = 15
     guard: int = 64
@@ -89,6 +99,8 @@ class LinkConfig:
     dc_remove: bool = True
     iq_correct: bool = True
     max_chan_taps: int = 21
+    header_rate: int = 3
+    header_pilot_every: int = 32
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:
@@ -110,6 +122,10 @@ class LinkConfig:
                              f"got {self.max_chan_taps}")
         if self.pilot_every < 1 or self.pilot_len < 1:
             raise ValueError("pilot_every and pilot_len must be >= 1")
+        if self.header_rate not in (2, 3):
+            raise ValueError(f"header_rate must be 2 (rate 1/2) or 3 (rate 1/3), got {self.header_rate}")
+        if self.header_pilot_every < 0:
+            raise ValueError(f"header_pilot_every must be >= 0, got {self.header_pilot_every}")
         return self
 
     @classmethod
@@ -137,7 +153,7 @@ class LinkConfig:
 HEADER_FIELDS = (("version", 4), ("frame_id", 16), ("n_images", 8), ("k", 16), ("model_id", 8),
                  ("C", 8), ("h", 8), ("w", 8), ("H", 12), ("W", 12))
 HEADER_BITS = sum(w for _, w in HEADER_FIELDS)
-HEADER_CODED = 3 * (HEADER_BITS + 16 + 6)
+HEADER_CODED = 3 * (HEADER_BITS + 16 + 6)      # at rate 1/3; see header_len
 VERSION = 1
 
 
@@ -216,16 +232,27 @@ def pilot_sequence(n: int) -> np.ndarray:
     return _qpsk(n, 0x9117)
 
 
-def header_symbols(hdr: Header, repeat: int = 1) -> np.ndarray:
-    """BPSK (+1 for bit 0) of the coded header, repeated: float [HEADER_CODED * repeat]."""
-    return np.tile(1.0 - 2.0 * conv_encode(hdr.to_bits()).astype(np.float64), repeat)
+def header_len(rate: int = 3) -> int:
+    """Coded header symbols of one copy at rate 1/rate: 366 (rate 3) or 244 (rate 2)."""
+    return rate * (HEADER_BITS + 16 + 6)
+
+
+def header_symbols(hdr: Header, repeat: int = 1, rate: int = 3) -> np.ndarray:
+    """BPSK (+1 for bit 0) of the coded, punctured, interleaved header, repeated: float [header_len(rate) * repeat]."""
+    coded = puncture(conv_encode(hdr.to_bits()), rate)
+    return np.tile(1.0 - 2.0 * coded[interleaver(len(coded))].astype(np.float64), repeat)
+
+
+def header_pilot_sequence(n: int) -> np.ndarray:
+    return _qpsk(n, 0x4EAD)
 
 
 @dataclass
 class FrameLayout:
     """Symbol positions in a frame with n_data data symbols.
 
-    All index arrays are int64 into the frame's symbol sequence of length ``total``.
+    All index arrays are int64 into the frame's symbol sequence of length ``total``. ``header``
+    spans the header region; its coded symbols lie at ``header_idx``, its pilots at ``hpilot_idx``.
     """
 
     n_data: int
@@ -238,6 +265,8 @@ class FrameLayout:
     pilot_block: np.ndarray          # block number of each pilot
     post: slice
     total: int
+    header_idx: np.ndarray = None
+    hpilot_idx: np.ndarray = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -254,7 +283,14 @@ def layout(cfg: LinkConfig, n_data: int) -> FrameLayout:
     n_pre = cfg.zc_len * cfg.zc_reps
     t = cfg.train_len
     train1 = slice(n_pre, n_pre + t)
-    header = slice(train1.stop, train1.stop + HEADER_CODED * cfg.header_repeat)
+    n_h = header_len(cfg.header_rate) * cfg.header_repeat
+    every = cfg.header_pilot_every or n_h
+    n_hp = (-(-n_h // every) - 1) * cfg.pilot_len
+    header = slice(train1.stop, train1.stop + n_h + n_hp)
+    # [H(every) P(pilot_len)] ... H(rest): training 2 closes the header, so no pilot block last
+    in_hdr = np.arange(n_h + n_hp)
+    is_pilot = in_hdr % (every + cfg.pilot_len) >= every
+    header_idx, hpilot_idx = header.start + in_hdr[~is_pilot], header.start + in_hdr[is_pilot]
     train2 = slice(header.stop, header.stop + t)
     pos = train2.stop
     data_idx, pilot_idx, pilot_block = [], [], []
@@ -273,7 +309,8 @@ def layout(cfg: LinkConfig, n_data: int) -> FrameLayout:
     post = slice(pos, pos + t)
     pos += t
     return FrameLayout(n_data, slice(0, n_pre), train1, train2, header, np.asarray(data_idx, dtype=np.int64),
-                       np.asarray(pilot_idx, dtype=np.int64), np.asarray(pilot_block, dtype=np.int64), post, pos)
+                       np.asarray(pilot_idx, dtype=np.int64), np.asarray(pilot_block, dtype=np.int64), post, pos,
+                       header_idx.astype(np.int64), hpilot_idx.astype(np.int64))
 
 
 def build_frame(data: np.ndarray, hdr: Header, cfg: LinkConfig) -> np.ndarray:
@@ -284,7 +321,8 @@ def build_frame(data: np.ndarray, hdr: Header, cfg: LinkConfig) -> np.ndarray:
     tr = training_symbols(cfg)
     x[lay.train1] = tr
     x[lay.train2] = tr
-    x[lay.header] = header_symbols(hdr, cfg.header_repeat)
+    x[lay.header_idx] = header_symbols(hdr, cfg.header_repeat, cfg.header_rate)
+    x[lay.hpilot_idx] = header_pilot_sequence(len(lay.hpilot_idx))
     x[lay.data_idx] = data
     x[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
     x[lay.post] = tr

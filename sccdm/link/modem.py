@@ -23,13 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import gamma
 
-from .estimate import (_regressors, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer, snr_from_repeat,
-                       track_pilots)
-from .fec import viterbi_decode
+from .estimate import (_regressors, block_gains, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer,
+                       smooth_gain, snr_from_repeat)
+from .fec import depuncture, interleaver, viterbi_decode
 from .frontend import frontend_ls, image_significant, remove_image
-from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_symbols, layout,
-                      pilot_sequence, preamble_symbols, training_symbols)
+from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_len, header_pilot_sequence,
+                      header_symbols, layout, pilot_sequence, preamble_symbols, training_symbols)
 from .pulse import matched_filter, rrc_taps, shape
 from .sync import derotate, find_candidates, peak_time, sample_symbols, schmidl_cox
 
@@ -229,22 +230,24 @@ class Receiver:
         c2 = np.vdot(model2, r[rows2])
         gap = np.mean(rows2) - np.mean(rows)
         w1, beta1 = mmse_equalizer(g1, s1, 2 * q + 1)
-        hp = np.arange(lay0.header.start, lay0.header.stop)
-        hdr, err = None, None
-        # the phase of training 2 is known modulo 2 pi: the CRC picks the right turn when a
-        # noisy coarse CFO left more than half a turn across the header (low SNR, long header)
-        for turn in (0, -1, 1):
+        x[lay0.hpilot_idx] = header_pilot_sequence(len(lay0.hpilot_idx))
+        hdr, w2, err, moving = (self._header_tracked(r, x, lay0, rows, dd, w1, beta1) if len(lay0.hpilot_idx)
+                                else (None, 0.0, None, False))
+        # a still channel whose coarse CFO left turns across the header: the phase of training 2 is
+        # known modulo 2 pi and the CRC picks the right turn (low SNR, long header)
+        for turn in ((0, -1, 1) if hdr is None else ()):
             w2 = (float(np.angle(c2)) + 2 * np.pi * turn) / gap
             rr = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
-            soft = (np.real(equalize_fir(rr, w1, hp)) / beta1).reshape(c.header_repeat, -1).sum(axis=0)
             try:
-                hdr = Header.from_bits(viterbi_decode(soft, HEADER_BITS + 16))
+                hdr = self._decode_header(np.real(equalize_fir(rr, w1, lay0.header_idx)) / beta1)
                 break
             except HeaderError as e:
                 err = err or e
         if hdr is None:
             raise _Reject(f"header: {err}")
-        f += (w_res + w2) / (2 * np.pi * sps)
+        # a fading channel's phase drift is no frequency offset: taken for one it would add to the
+        # Doppler the pilots must follow (the gain tracking takes up whatever CFO is left)
+        f += 0.0 if moving else (w_res + w2) / (2 * np.pi * sps)
 
         # the whole frame, resampled for the clock offset
         lay = layout(c, hdr.n_images * hdr.k)
@@ -266,28 +269,25 @@ class Receiver:
         r = sample_symbols(mff, t0 - a, sps * (1 + eps), idx)
         x = np.zeros(lay.total, dtype=np.complex128)
         x[:n_pt] = self.ref
-        x[lay.header] = header_symbols(hdr, c.header_repeat)
+        x[lay.header_idx] = header_symbols(hdr, c.header_repeat, c.header_rate)
+        x[lay.hpilot_idx] = header_pilot_sequence(len(lay.hpilot_idx))
         x[lay.train2] = self.train
         rows = np.arange(0, lay.n_known - dd)
-        w_res = cfo_from_halves(r, x[:lay.n_known], rows, dd)
+        w_res = 0.0 if moving else cfo_from_halves(r, x[:lay.n_known], rows, dd)
         r = r * np.exp(-1j * w_res * idx)
         f_mf = f                                 # what the matched-filter stage removed: the raw phase reference
         f += w_res / (2 * np.pi * sps)
         g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
         image_db, dc, fix = -120.0, 0j, (0j, 0j)
-        if c.iq_correct or c.dc_remove:
+        # the front-end estimate fits one static channel to the known symbols: on a channel that moves
+        # within the frame the misfit would pose as DC and image, and removing those corrupts the frame
+        if (c.iq_correct or c.dc_remove) and not moving:
             r, image_db, dc, fix = self._clean_frontend(r, x, lay, rows, f, f_mf * t0, eps, dd, q)
             g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
         snr_rep, _ = snr_from_repeat(r[lay.train1], r[lay.train2])
-        w, beta = mmse_equalizer(g, s2, 2 * q + 1)
+        g, s2, w, beta, v, gain = self._track_frame(r, x, lay, rows, dd, q, g, s2)
         sinr = beta / (1 - beta)
-        pos = np.concatenate([lay.data_idx, lay.pilot_idx])
-        v = np.zeros(lay.total, dtype=np.complex128)
-        v[pos] = equalize_fir(r, w, pos) / beta
-        if c.track:
-            gain = track_pilots(v, pilot_sequence(len(lay.pilot_idx)), lay.pilot_idx, lay.pilot_block,
-                                lay.data_idx, sinr, anchor=(float(np.mean(rows)), float(len(rows))))
-        else:
+        if gain is None:
             gain = np.ones(len(lay.data_idx), dtype=np.complex128)
         h_eff = np.sqrt(sinr * s2)
         shape_ = (hdr.n_images, hdr.k)
@@ -296,6 +296,93 @@ class Receiver:
         snr_img = lin_db(np.mean(np.abs(h) ** 2, axis=1) / s2)
         return RxFrame(hdr, y, h, s2, snr_img, float(lin_db(sinr)), float(lin_db(np.sum(np.abs(g) ** 2) / s2)),
                        float(lin_db(snr_rep)), t0, f, eps, g, image_db, dc, fix, 2 * dd + 1)
+
+    def _decode_header(self, soft_sym: np.ndarray) -> Header:
+        """Soft values of the coded header symbols in air order (float [header_len * header_repeat],
+        positive = bit 0) -> the Header; HeaderError when the CRC or the checks fail."""
+        c = self.cfg
+        n = header_len(c.header_rate)
+        soft = np.asarray(soft_sym, dtype=np.float64).reshape(c.header_repeat, n).sum(axis=0)
+        coded = np.empty(n)
+        coded[interleaver(n)] = soft             # undo the interleaver: air symbol j carries coded bit perm[j]
+        return Header.from_bits(viterbi_decode(depuncture(coded, c.header_rate), HEADER_BITS + 16))
+
+    def _header_tracked(self, r: np.ndarray, x: np.ndarray, lay0, rows: np.ndarray, dd: int, w1: np.ndarray,
+                        beta1: float) -> tuple[Header | None, float, HeaderError | None, bool]:
+        """The header through a channel that may move within it (Doppler).
+
+        r: complex [>= n_known] symbol-rate samples; x: complex [n_known] known symbols (preamble,
+        training 1 and 2, header pilots; 0 on the coded header); rows / dd: the LS rows on preamble +
+        training 1 and the channel half-length; w1 / beta1: the equaliser from the start of the frame. The complex gain is measured on runs of known symbols and the header
+        pilot blocks, smoothed (:func:`smooth_gain`: the window follows the measured variation) and
+        interpolated over the coded symbols, whose soft values are then weighted by it (maximum
+        ratio: a faded symbol counts little in the Viterbi metric instead of misleading it).
+        Returns (header or None, the mean phase slope over the header in radians per symbol, error,
+        whether the gain moves beyond a straight line).
+        """
+        n_known = lay0.n_known
+        known = np.concatenate([np.arange(0, lay0.train1.stop), lay0.hpilot_idx,
+                                np.arange(lay0.train2.start, n_known)])
+        n_h = len(lay0.header_idx)
+        out_t = np.concatenate([lay0.header_idx, rows]).astype(np.float64)
+        for it in range(2):
+            v = equalize_fir(r, w1, np.arange(n_known)) / beta1
+            t, gb, nb = block_gains(v, x, known, 16)
+            a, width = smooth_gain(t, gb, nb, out_t, sinr=beta1 / (1 - beta1))
+            if not np.isfinite(width) or it == 1:
+                break
+            # it moves: taps refitted along the gain trajectory (as in _track_frame), so the
+            # equaliser is not built from a fade averaged over the preamble
+            reg = _regressors(x, rows, dd) * a[n_h:, None]
+            g1, *_ = np.linalg.lstsq(reg, r[rows], rcond=None)
+            s1 = float(np.sum(np.abs(r[rows] - reg @ g1) ** 2) / max(len(rows) - len(g1), 1))
+            w1, beta1 = mmse_equalizer(g1, s1, len(w1))
+        a = a[:n_h]
+        try:
+            hdr = self._decode_header(np.real(np.conj(a) * v[lay0.header_idx]))
+        except HeaderError as e:
+            return None, 0.0, e, False
+        # the CFO left over shows as the gain's mean phase slope (fading adds a drift of its own)
+        slope = float(np.polyfit(lay0.header_idx, np.unwrap(np.angle(a)), 1)[0])
+        return hdr, slope, None, bool(np.isfinite(width))
+
+    def _track_frame(self, r: np.ndarray, x: np.ndarray, lay, rows: np.ndarray, dd: int, q: int, g: np.ndarray,
+                     s2: float) -> tuple:
+        """Equalise a frame and follow its channel over time.
+
+        r: complex [>= lay.total] symbol-rate samples; x: complex [lay.total] known symbols up to
+        training 2 (0 elsewhere); rows: int, the LS rows; g / s2: LS taps and noise variance from them.
+        The gain is measured on runs of known symbols (preamble, training, the re-encoded header,
+        header pilots, postamble) and on the pilot blocks and smoothed (:func:`smooth_gain`). When it
+        moves, the taps are refitted with the gain trajectory (r[n] = a(n) (X g)[n]), so neither the
+        taps nor the noise variance average the fading in, and the gain is measured again.
+        Returns (g, s2, w, beta, v complex [lay.total] equalised unit-gain symbols, gain complex
+        [n_data] at the data; None with tracking off). A still channel gets one straight line
+        through all the known symbols' gains (residual CFO), a moving one the smoothed trajectory.
+        """
+        c = self.cfg
+        xk = x.copy()
+        xk[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
+        xk[lay.post] = self.train
+        known = np.concatenate([np.arange(0, lay.n_known), lay.pilot_idx, np.arange(lay.post.start, lay.post.stop)])
+        out_t = np.concatenate([lay.data_idx, rows]).astype(np.float64)
+        gain = None
+        for it in range(2):
+            w, beta = mmse_equalizer(g, s2, 2 * q + 1)
+            v = equalize_fir(r, w, np.arange(lay.total)) / beta
+            if not c.track:
+                break
+            t, gb, nb = block_gains(v, xk, known, 16)
+            a, width = smooth_gain(t, gb, nb, out_t, sinr=beta / (1 - beta))
+            gain = a[:len(lay.data_idx)]
+            if not np.isfinite(width) and np.sum(nb * beta / (1 - beta) * np.abs(gb - 1) ** 2) < gamma.ppf(0.99, len(gb)):
+                gain = None                      # n SINR |g_b - 1|^2 ~ Exp(1): nothing to track, add no noise
+            if not np.isfinite(width) or it == 1:
+                break                            # a still channel: one line through every known symbol
+            reg = _regressors(x[:lay.n_known], rows, dd) * a[len(lay.data_idx):, None]
+            g, *_ = np.linalg.lstsq(reg, r[rows], rcond=None)
+            s2 = float(np.sum(np.abs(r[rows] - reg @ g) ** 2) / max(len(rows) - len(g), 1))
+        return g, s2, w, beta, v, gain
 
     def _clean_frontend(self, r: np.ndarray, x: np.ndarray, lay, rows: np.ndarray, f: float, turn0: float,
                         eps: float, dd: int, q: int) -> tuple[np.ndarray, float, complex, tuple]:
