@@ -27,7 +27,7 @@ from scipy.stats import gamma
 
 from .estimate import (_regressors, block_gains, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer,
                        smooth_gain, snr_from_repeat)
-from .fec import depuncture, interleaver, viterbi_decode
+from .fec import conv_encode, depuncture, interleaver, puncture, viterbi_decode
 from .frontend import frontend_ls, image_significant, remove_image
 from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_len, header_pilot_sequence,
                       header_symbols, layout, pilot_sequence, preamble_symbols, training_symbols)
@@ -100,6 +100,12 @@ class DemodResult:
 
 class _Reject(Exception):
     pass
+
+
+def _coded_symbols(bits: np.ndarray, rate: int) -> np.ndarray:
+    """Header bits (int [HEADER_BITS + 16]) -> their BPSK air symbols, float [header_len(rate)] (as the transmitter)."""
+    coded = puncture(conv_encode(bits), rate)
+    return 1.0 - 2.0 * coded[interleaver(len(coded))].astype(np.float64)
 
 
 class Receiver:
@@ -300,12 +306,16 @@ class Receiver:
     def _decode_header(self, soft_sym: np.ndarray) -> Header:
         """Soft values of the coded header symbols in air order (float [header_len * header_repeat],
         positive = bit 0) -> the Header; HeaderError when the CRC or the checks fail."""
+        return Header.from_bits(self._header_bits(soft_sym))
+
+    def _header_bits(self, soft_sym: np.ndarray) -> np.ndarray:
+        """As :meth:`_decode_header`, the Viterbi decision before any check: bits int [HEADER_BITS + 16]."""
         c = self.cfg
         n = header_len(c.header_rate)
         soft = np.asarray(soft_sym, dtype=np.float64).reshape(c.header_repeat, n).sum(axis=0)
         coded = np.empty(n)
         coded[interleaver(n)] = soft             # undo the interleaver: air symbol j carries coded bit perm[j]
-        return Header.from_bits(viterbi_decode(depuncture(coded, c.header_rate), HEADER_BITS + 16))
+        return viterbi_decode(depuncture(coded, c.header_rate), HEADER_BITS + 16)
 
     def _header_tracked(self, r: np.ndarray, x: np.ndarray, lay0, rows: np.ndarray, dd: int, w1: np.ndarray,
                         beta1: float) -> tuple[Header | None, float, HeaderError | None, bool]:
@@ -338,10 +348,23 @@ class Receiver:
             s1 = float(np.sum(np.abs(r[rows] - reg @ g1) ** 2) / max(len(rows) - len(g1), 1))
             w1, beta1 = mmse_equalizer(g1, s1, len(w1))
         a = a[:n_h]
-        try:
-            hdr = self._decode_header(np.real(np.conj(a) * v[lay0.header_idx]))
-        except HeaderError as e:
-            return None, 0.0, e, False
+        hdr, err = None, None
+        # decision-directed passes: in a fade the 2-symbol header pilots say little, the 366 header
+        # symbols say more - the Viterbi decision (right where the channel was good), re-encoded,
+        # serves as known symbols for the next gain estimate
+        for _ in range(3):
+            bits = self._header_bits(np.real(np.conj(a) * v[lay0.header_idx]))
+            try:
+                hdr = Header.from_bits(bits)
+                break
+            except HeaderError as e:
+                err = err or e
+            xd = x.copy()
+            xd[lay0.header_idx] = np.tile(_coded_symbols(bits, self.cfg.header_rate), self.cfg.header_repeat)
+            t, gb, nb = block_gains(v, xd, np.arange(n_known), 16)
+            a, width = smooth_gain(t, gb, nb, lay0.header_idx.astype(np.float64))
+        if hdr is None:
+            return None, 0.0, err, False
         # the CFO left over shows as the gain's mean phase slope (fading adds a drift of its own)
         slope = float(np.polyfit(lay0.header_idx, np.unwrap(np.angle(a)), 1)[0])
         return hdr, slope, None, bool(np.isfinite(width))
