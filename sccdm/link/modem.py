@@ -287,6 +287,7 @@ class Receiver:
         image_db, dc, fix = -120.0, 0j, (0j, 0j)
         # the front-end estimate fits one static channel to the known symbols: on a channel that moves
         # within the frame the misfit would pose as DC and image, and removing those corrupts the frame
+        moving = moving or self._moves(r, x, lay, g, s2, q)
         if (c.iq_correct or c.dc_remove) and not moving:
             r, image_db, dc, fix = self._clean_frontend(r, x, lay, rows, f, f_mf * t0, eps, dd, q)
             g, s2, _ = ls_channel(r, x[:lay.n_known], rows, dd)
@@ -368,6 +369,18 @@ class Receiver:
         # the CFO left over shows as the gain's mean phase slope (fading adds a drift of its own)
         slope = float(np.polyfit(lay0.header_idx, np.unwrap(np.angle(a)), 1)[0])
         return hdr, slope, None, bool(np.isfinite(width))
+
+    def _moves(self, r: np.ndarray, x: np.ndarray, lay, g: np.ndarray, s2: float, q: int) -> bool:
+        """Does the channel move within this frame beyond a straight line? The whole frame's known
+        symbols and pilots (more than the header pass sees) through :func:`smooth_gain`'s test.
+        r: complex [>= lay.total]; x: complex [lay.total] known up to training 2; g / s2: LS taps."""
+        w, beta = mmse_equalizer(g, s2, 2 * q + 1)
+        xk = x.copy()
+        xk[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
+        xk[lay.post] = self.train
+        known = np.concatenate([np.arange(0, lay.n_known), lay.pilot_idx, np.arange(lay.post.start, lay.post.stop)])
+        t, gb, nb = block_gains(equalize_fir(r, w, np.arange(lay.total)) / beta, xk, known, 16)
+        return bool(np.isfinite(smooth_gain(t, gb, nb, t[:1], sinr=beta / (1 - beta))[1]))
 
     def _track_frame(self, r: np.ndarray, x: np.ndarray, lay, rows: np.ndarray, dd: int, q: int, g: np.ndarray,
                      s2: float) -> tuple:
