@@ -281,8 +281,9 @@ def test_dc_and_iq_in_a_continuous_stream(flowgraph):
 
 
 def test_frames_lost_to_fading_are_reported_per_image(flowgraph):
-    """channels.fading_model (fD*Ts 1e-4, issue 12's slow-Doppler case) at 5 dB loses some frames: each lost
-    image is 'lost' in image_status, all-false in the mask and zero in y; the others are 'ok'."""
+    """channels.fading_model (fD*Ts 1e-4, issue 12's slow-Doppler case) at 5 dB loses a few frames (fewer than
+    the receiver before Doppler tracking): each lost image is 'lost' in image_status, all-false in the mask and
+    zero in y; the others are 'ok'."""
     from sccdm.channels import ChannelConfig
 
     fg = flowgraph(snr_db=5, freq_offset=1e-3, seed=7, fading_fdts=1e-4)
@@ -292,7 +293,8 @@ def test_frames_lost_to_fading_are_reported_per_image(flowgraph):
     res = fg.backend.transmit(z, ChannelConfig(kind="rayleigh", snr_db=5, csi="mmse"), None)
     st, lost = res.extras["image_status"], res.extras["lost_images"]
     print(f"fading 1e-4, 5 dB: {len(lost)} of 32 lost; {res.extras['link_status']}")
-    assert 1 <= len(lost) <= 16, res.extras["link_status"]
+    # 4 of 32 with the gain tracking and header pilots (deep fades: outages); the receiver before them lost 7
+    assert 1 <= len(lost) <= 6, res.extras["link_status"]
     assert [i for i, s in enumerate(st) if s == "lost"] == lost
     assert set(st) <= {"ok", "lost"}
     assert not res.mask[lost].any() and res.mask[[i for i in range(32) if i not in lost]].all()

@@ -8,11 +8,16 @@ Receiver steps per burst (see :mod:`.sync` and :mod:`.estimate`):
 1. Schmidl-Cox candidate -> coarse CFO; preamble+training cross-correlation ->
    confirm, fractional timing; training repeat -> fine CFO.
 2. LS taps on preamble + training (CFO residual from the two halves), MMSE
-   equalise and Viterbi-decode the header; CRC -> accept or reject.
+   equalise; the gain over the header from the known runs and header pilots
+   (smoothed, window by cross-validation), soft bits weighted by it, Viterbi
+   (with decision-directed retries); CRC -> accept or reject. A still channel
+   whose CFO left turns across the header falls back to training 2's phase.
 3. Postamble timing -> sample-clock offset; resample the whole frame.
 4. LS taps and noise variance on all known symbols (preamble, training,
-   re-encoded header); MMSE FIR equalisation of data and pilots; pilot
-   tracking of the residual gain; SNR = the equaliser's unbiased SINR.
+   re-encoded header); DC / IQ correction where the channel holds still; MMSE
+   FIR equalisation; the gain over the frame from every known run and pilot
+   block (a straight line when it holds still, the smoothed trajectory with
+   the taps refitted along it when it moves); SNR = SINR x |gain|^2.
 
 The data come back as ``y = h z + n`` with ``n ~ CN(0, noise_var)``: ``h`` is the
 estimated per-symbol gain (real |h| after the equaliser, times the tracked
