@@ -148,11 +148,25 @@ def _local_linear(t_obs: np.ndarray, g_obs: np.ndarray, n_obs: np.ndarray, t_out
 
     leave_out: t_out is t_obs and each point is predicted without itself (cross-validation).
     Returns complex [p]; where the local line is ill-posed (one point in reach) the local mean.
+    Works in chunks of outputs so a long frame (thousands of pilot blocks) stays within memory.
     """
+    if len(t_out) > _CHUNK:
+        return np.concatenate([_local_linear_rows(t_obs, g_obs, n_obs, t_out, width, leave_out, i)
+                               for i in range(0, len(t_out), _CHUNK)])
+    return _local_linear_rows(t_obs, g_obs, n_obs, t_out, width, leave_out, 0)
+
+
+_CHUNK = 1024
+
+
+def _local_linear_rows(t_obs, g_obs, n_obs, t_out, width, leave_out, i0):
+    """Rows i0 .. i0 + _CHUNK of :func:`_local_linear` (leave_out drops observation i from row i)."""
+    t_out = t_out[i0:i0 + _CHUNK]
     d = t_obs[None, :] - t_out[:, None]                          # [p, m]
     w = n_obs[None, :] * (np.exp(-0.5 * (d / width) ** 2) if np.isfinite(width) else np.ones_like(d))
     if leave_out:
-        np.fill_diagonal(w, 0.0)
+        rows = np.arange(len(t_out))
+        w[rows, i0 + rows] = 0.0
     s0, s1, s2 = w.sum(1), (w * d).sum(1), (w * d * d).sum(1)
     t0, t1 = w @ g_obs, (w * d) @ g_obs
     det = s0 * s2 - s1 ** 2

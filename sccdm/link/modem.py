@@ -263,8 +263,10 @@ class Receiver:
         # the whole frame, resampled for the clock offset
         lay = layout(c, hdr.n_images * hdr.k)
         n_total = lay.total + q + dd
-        b3 = int(t0 + (n_total + 16) * sps * (1 + c.max_eps)) + len(self.taps)
-        if b3 > len(raw):
+        # the clock-offset margin (max_eps of the frame) only as far as the stream goes: on a frame of
+        # 65k symbols it outgrows the guard, and a frame that fits without it is whole
+        b3 = min(int(t0 + (n_total + 16) * sps * (1 + c.max_eps)) + len(self.taps), len(raw))
+        if int(t0 + (n_total + 16) * sps) + len(self.taps) > len(raw):
             raise _Reject("truncated frame")
         mff = self._mf(raw, a, b3, f)
         eps = 0.0
