@@ -80,13 +80,14 @@ def test_emulated_doppler_reports_the_true_gain():
 
 def test_receiver_follows_fast_fading():
     """fD Ts = 1e-3 per sample (a coherence time of about 100 symbols), 15 dB, 16 one-image frames: at
-    most 4 lost (headers in deep fades), and the estimated gain follows the true one, where a gain held
+    most 2 lost (1 here), and the estimated gain follows the true one, where a gain held
     from the image start would not (the channel turns several times per image)."""
     be = EmulatedLinkBackend(LinkConfig(), doppler=1e-3)
     z = (torch.randn(16, 256, generator=torch.Generator().manual_seed(0), dtype=torch.complex64))
     res = be.transmit(z, ChannelConfig(kind="rayleigh", snr_db=15), torch.Generator().manual_seed(5))
     got = res.mask.any(dim=1).numpy()
-    assert got.sum() >= 12, res.extras["link_status"]          # the receiver before issue 12 lost 15 of 16
+    # the receiver before this work lost about 90 % of frames at this Doppler (benchmarks/results/csi-doppler.md)
+    assert got.sum() >= 14, res.extras["link_status"]
     th, he, y = res.extras["true_h"], res.h.numpy(), res.y.numpy()
     ok = np.flatnonzero(got)
     # the envelope is followed (phase is compared through the symbols: a CFO residual turns both)
