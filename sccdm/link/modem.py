@@ -176,12 +176,13 @@ class Receiver:
         return res
 
     # ---- one burst -----------------------------------------------------------
-    def _resolve_period(self, raw: np.ndarray, a: int, t0: float, f: float) -> float:
+    def _resolve_period(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[float, float]:
         """The preamble is one Zadoff-Chu period repeated: under fading its coherent correlation can
         peak a period or two early or late (a fade on part of it, the phase turning across it). Among
         t0 + k * period (k = -2..2), the one whose 5 segments (4 periods + training 1) each correlate
         best, magnitudes summed (non-coherent: the phase may turn between segments), is the start.
-        t0: sample of the first symbol in raw (matched-filter time); returns the chosen one."""
+        t0: sample of the first symbol in raw (matched-filter time); f: the coarse CFO (cycles per
+        sample). Returns (start, CFO): both measured again at a start that moved."""
         c = self.cfg
         n_pt = len(self.ref)
         b = min(len(raw), int(t0 + (n_pt + 2 * c.zc_len + 8) * c.sps) + len(self.taps))
@@ -196,12 +197,17 @@ class Receiver:
             m = sum(abs(np.vdot(self.ref[sg], r[sg])) for sg in segs)
             if m > best * (1 + 1e-6):
                 best, t_best = m, tk
-        if t_best != t0:
-            # the peak found a period away may have sat on an echo: the coherent peak near the new start
-            lo = int(np.floor(t_best - a)) - self.lag // 2
-            t, _, _ = peak_time(mf, self.ref, c.sps, max(lo, 0), lo + self.lag)
-            t_best = t + a
-        return t_best
+        if t_best == t0:
+            return t0, f
+        # a candidate detected away from the burst also took its coarse CFO from the wrong samples:
+        # again from the repeats at the new start, then the coherent peak near it (it may have sat on an echo)
+        r = sample_symbols(mf, t_best - a, c.sps, np.arange(c.zc_len * c.zc_reps))
+        rep = np.vdot(r[:-c.zc_len], r[c.zc_len:])
+        f = f + float(np.angle(rep)) / (2 * np.pi * self.lag)
+        mf = self._mf(raw, a, b, f)
+        lo = int(np.floor(t_best - a)) - self.lag // 2
+        t, _, _ = peak_time(mf, self.ref, c.sps, max(lo, 0), lo + self.lag)
+        return t + a, f
 
     def _size_taps(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[int, int]:
         """Channel and equaliser half-lengths (D, q) for this frame from its measured delay spread.
@@ -242,7 +248,7 @@ class Receiver:
         t, rho, _ = peak_time(mfl, self.ref, sps, max(lo - a, 0), hi - a)
         if rho < c.confirm_threshold:
             raise _Reject(f"weak preamble correlation {rho:.3f}")
-        t0 = self._resolve_period(raw, a, t + a, f)
+        t0, f = self._resolve_period(raw, a, t + a, f)
         dd, q = self._size_taps(raw, a, t0, f)
         lay0 = layout(c, 0)
         tr1, tr2 = lay0.train1, lay0.train2
