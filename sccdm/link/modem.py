@@ -250,48 +250,8 @@ class Receiver:
             raise _Reject(f"weak preamble correlation {rho:.3f}")
         t0, f = self._resolve_period(raw, a, t + a, f)
         dd, q = self._size_taps(raw, a, t0, f)
-        lay0 = layout(c, 0)
-        tr1, tr2 = lay0.train1, lay0.train2
-
-        # header pass: taps from preamble + training 1, the phase drift across
-        # the header from training 2, so a CFO error cannot rotate the header away
-        n_known = lay0.n_known
-        b2 = int(t0 + (n_known + q + dd + 16) * sps) + len(self.taps)
-        if b2 > len(raw):
-            raise _Reject("truncated before the header")
-        mfh = self._mf(raw, a, b2, f)
-        idx = np.arange(n_known + q + dd)
-        r = sample_symbols(mfh, t0 - a, sps, idx)
-        x = np.zeros(n_known, dtype=np.complex128)
-        x[:n_pt] = self.ref
-        x[tr2] = self.train
-        rows = np.arange(0, n_pt - dd)
-        w_res = cfo_from_halves(r, x[:n_pt], rows, dd)
-        r = r * np.exp(-1j * w_res * idx)
-        g1, s1, _ = ls_channel(r, x[:n_pt], rows, dd)
-        rows2 = np.arange(tr2.start + dd, tr2.stop - dd)
-        model2 = _regressors(x, rows2, dd) @ g1
-        c2 = np.vdot(model2, r[rows2])
-        gap = np.mean(rows2) - np.mean(rows)
-        w1, beta1 = mmse_equalizer(g1, s1, 2 * q + 1)
-        x[lay0.hpilot_idx] = header_pilot_sequence(len(lay0.hpilot_idx))
-        hdr, w2, err, moving = (self._header_tracked(r, x, lay0, rows, dd, w1, beta1) if len(lay0.hpilot_idx)
-                                else (None, 0.0, None, False))
-        # a still channel whose coarse CFO left turns across the header: the phase of training 2 is
-        # known modulo 2 pi and the CRC picks the right turn (low SNR, long header)
-        for turn in ((0, -1, 1) if hdr is None else ()):
-            w2 = (float(np.angle(c2)) + 2 * np.pi * turn) / gap
-            rr = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
-            try:
-                hdr = self._decode_header(np.real(equalize_fir(rr, w1, lay0.header_idx)) / beta1)
-                break
-            except HeaderError as e:
-                err = err or e
-        if hdr is None:
-            raise _Reject(f"header: {err}")
-        # a fading channel's phase drift is no frequency offset: taken for one it would add to the
-        # Doppler the pilots must follow (the gain tracking takes up whatever CFO is left)
-        f += 0.0 if moving else (w_res + w2) / (2 * np.pi * sps)
+        hdr, f, moving = self._header_pass(raw, a, t0, f, dd, q)
+        tr1 = layout(c, 0).train1
 
         # the whole frame, resampled for the clock offset
         lay = layout(c, hdr.n_images * hdr.k)
@@ -357,6 +317,55 @@ class Receiver:
         coded = np.empty(n)
         coded[interleaver(n)] = soft             # undo the interleaver: air symbol j carries coded bit perm[j]
         return viterbi_decode(depuncture(coded, c.header_rate), HEADER_BITS + 16)
+
+    def _header_pass(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int) -> tuple:
+        """Decode the header of the burst starting at sample t0 (matched-filter time) of raw, the
+        matched filter run from sample a with the coarse CFO f (cycles per sample); dd / q: channel and
+        equaliser half-lengths. Returns (Header, f refined, whether the channel moves); _Reject if not.
+        """
+        c, sps, n_pt = self.cfg, self.cfg.sps, len(self.ref)
+        lay0 = layout(c, 0)
+        tr2 = lay0.train2
+        # taps from preamble + training 1; the gain over the header from its pilots and the
+        # trainings (or, on a still channel, the phase drift from training 2)
+        n_known = lay0.n_known
+        b2 = int(t0 + (n_known + q + dd + 16) * sps) + len(self.taps)
+        if b2 > len(raw):
+            raise _Reject("truncated before the header")
+        mfh = self._mf(raw, a, b2, f)
+        idx = np.arange(n_known + q + dd)
+        r = sample_symbols(mfh, t0 - a, sps, idx)
+        x = np.zeros(n_known, dtype=np.complex128)
+        x[:n_pt] = self.ref
+        x[tr2] = self.train
+        rows = np.arange(0, n_pt - dd)
+        w_res = cfo_from_halves(r, x[:n_pt], rows, dd)
+        r = r * np.exp(-1j * w_res * idx)
+        g1, s1, _ = ls_channel(r, x[:n_pt], rows, dd)
+        rows2 = np.arange(tr2.start + dd, tr2.stop - dd)
+        model2 = _regressors(x, rows2, dd) @ g1
+        c2 = np.vdot(model2, r[rows2])
+        gap = np.mean(rows2) - np.mean(rows)
+        w1, beta1 = mmse_equalizer(g1, s1, 2 * q + 1)
+        x[lay0.hpilot_idx] = header_pilot_sequence(len(lay0.hpilot_idx))
+        hdr, w2, err, moving = (self._header_tracked(r, x, lay0, rows, dd, w1, beta1) if len(lay0.hpilot_idx)
+                                else (None, 0.0, None, False))
+        # a still channel whose coarse CFO left turns across the header: the phase of training 2 is
+        # known modulo 2 pi and the CRC picks the right turn (low SNR, long header)
+        for turn in ((0, -1, 1) if hdr is None else ()):
+            w2 = (float(np.angle(c2)) + 2 * np.pi * turn) / gap
+            rr = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
+            try:
+                hdr = self._decode_header(np.real(equalize_fir(rr, w1, lay0.header_idx)) / beta1)
+                break
+            except HeaderError as e:
+                err = err or e
+        if hdr is None:
+            raise _Reject(f"header: {err}")
+        # a fading channel's phase drift is no frequency offset: taken for one it would add to the
+        # Doppler the pilots must follow (the gain tracking takes up whatever CFO is left)
+        f += 0.0 if moving else (w_res + w2) / (2 * np.pi * sps)
+        return hdr, f, moving
 
     def _header_tracked(self, r: np.ndarray, x: np.ndarray, lay0, rows: np.ndarray, dd: int, w1: np.ndarray,
                         beta1: float) -> tuple[Header | None, float, HeaderError | None, bool]:
