@@ -8,7 +8,8 @@
 
 Lower levels: :func:`modulate` / :class:`Receiver` (frames <-> samples),
 :mod:`.framing` (format, header, :class:`LinkConfig`), :mod:`.sync`,
-:mod:`.estimate`, :mod:`.pulse`, :mod:`.fec`. SNR convention: unit energy per
+:mod:`.estimate`, :mod:`.pulse`, :mod:`.fec`, :mod:`.fading` (time-varying Rayleigh
+fading for emulation). SNR convention: unit energy per
 symbol on air, noise variance per sample = 1 / SNR (see :mod:`.pulse`).
 """
 from .framing import Header, HeaderError, LinkConfig, layout, model_id
