@@ -40,14 +40,19 @@ def vs_snr(files: list[Path], out: Path) -> Path:
     fig, axes = plt.subplots(1, len(files), figsize=(5.5 * len(files), 4.2), squeeze=False)
     for ax, f in zip(axes[0], files):
         rows = _rows(f)
-        for scheme in dict.fromkeys(r["scheme"] for r in rows):
-            rs = sorted((r for r in rows if r["scheme"] == scheme and not r.get("cbr_target")),
-                        key=lambda r: r["snr_db"])
+        # one line per (scheme, model): a per-channel model beside the AWGN one of the same scheme
+        lines = list(dict.fromkeys((r["scheme"], r.get("model")) for r in rows))
+        models_of = {s: [m for s2, m in lines if s2 == s] for s, _ in lines}
+        for scheme, model in lines:
+            rs = sorted((r for r in rows if r["scheme"] == scheme and r.get("model") == model
+                         and not r.get("cbr_target")), key=lambda r: r["snr_db"])
             if not rs:
                 continue
             c, m, ls = STYLE.get(scheme, ("k", ".", "-"))
+            if models_of[scheme].index(model):
+                c = "C4"                       # the second model of a scheme
             ax.plot([r["snr_db"] for r in rs], [r["psnr_db"] for r in rs], color=c, marker=m, ls=ls,
-                    label=f"{NAMES.get(scheme, scheme)}" + (f" [{rs[0]['model']}]" if rs[0].get("model") else ""))
+                    label=f"{NAMES.get(scheme, scheme)}" + (f" [{model}]" if model else ""))
         ax.set(xlabel="channel SNR (dB)", ylabel="PSNR (dB)", title=_title(f, rows))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -94,3 +94,20 @@ def test_evaluate_on_photos_of_two_sizes_reports_per_image_means(models):
     per = [float(psnr(simulate(m, x[None], cfg, torch.Generator().manual_seed(i), refine=False)["x_hat"].clamp(0, 1),
                       x[None])) for i, x in enumerate(images)]
     assert rows[0]["psnr_db"] == pytest.approx(np.mean(per), abs=1e-3)
+
+
+def test_rayleigh_photo_model_holds_where_the_awgn_one_collapses():
+    """On Rayleigh block fading at 0 dB, deep fades push the effective SNR far below the AWGN photo model's
+    training range (1-13 dB, then -1-16 dB); the Rayleigh fine-tune was trained on exactly those fades.
+    Measured on Kodak: 25.7 vs 17.7 dB (refined). Same fades for both models; the AWGN one loses >= 2 dB here."""
+    torch.set_num_threads(2)
+    fading, awgn = zoo.load("sc-cdm-paper-photo-rayleigh"), zoo.load("sc-cdm-paper-photo")
+    x = _photo("coffee")
+    cfg = ChannelConfig(kind="rayleigh", snr_db=0.0, csi="mmse").validate()
+
+    def mean_psnr(model):
+        return np.mean([float(psnr(simulate(model, x, cfg, torch.Generator().manual_seed(s), refine=False)["x_hat"]
+                                   .clamp(0, 1), x)) for s in range(8)])
+
+    got, base = mean_psnr(fading), mean_psnr(awgn)
+    assert got > base + 2.0, (got, base)
