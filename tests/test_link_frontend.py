@@ -47,7 +47,9 @@ def test_dc_and_iq_cost_nothing_once_corrected(cfo):
     fixed, res = _mse_db(LinkConfig(), cfo=cfo, dc=DC, iq_mag_db=MAG_DB, iq_phase_deg=PHASE_DEG)
     assert off > clean + 2.0, (off, clean)         # uncorrected: the DC alone costs about 4 dB at 10 dB SNR
     assert fixed < clean + 0.15, (fixed, clean)
-    assert torch.all((res.snr_db - 10).abs() < 0.5), res.snr_db
+    # per-frame SNR estimates have an rms error of ~0.21 dB (benchmarks/results/csi-frontend.md): 3 sigma each
+    # of 8 frames; a broken correction is off by 4 dB (uncorrected DC above)
+    assert torch.all((res.snr_db - 10).abs() < 0.7), res.snr_db
 
 
 def test_front_end_estimates_match_the_impairment():

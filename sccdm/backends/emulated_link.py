@@ -105,24 +105,27 @@ class EmulatedLinkBackend(LinkBackend):
         rx, gains = self._channel(plan, cfg, generator)
         res = self.finish(rx, plan, cfg, generator)
         if gains.ndim == 2:                      # doppler: the gain per data symbol
+            gains = plan.to_images(gains)
             power = np.mean(np.abs(gains) ** 2, axis=1)
             res.extras["true_h"] = gains.astype(np.complex64)
         else:
-            power = np.empty(plan.batch)
+            power = np.empty(plan.rows)
             for (i0, n), gv in zip(plan.frames, gains):
                 power[i0:i0 + n] = abs(gv) ** 2
+            power = power.reshape(plan.batch, plan.segments).mean(axis=1)
         true = float(cfg.snr_db) + 10 * np.log10(np.maximum(power, 1e-12))
         res.extras["true_snr_db"] = [round(float(v), 4) for v in true]
         return res
 
     def _data_samples(self, plan, lead: int) -> np.ndarray:
-        """Sample index (in the channel's stream) of the pulse peak of every data symbol: int64 [B, k]."""
+        """Sample index (in the channel's stream) of the pulse peak of every data symbol: int64 [rows, row_k]
+        (the frames' rows: see :class:`sccdm.link.session.TxPlan`)."""
         c = self.session.cfg
         delay = (len(rrc_taps(c.sps, c.rolloff, c.span)) - 1) // 2 if c.sps > 1 else 0
-        out = np.empty((plan.batch, plan.k), dtype=np.int64)
+        out = np.empty((plan.rows, plan.row_k), dtype=np.int64)
         for (i0, n), s in zip(plan.frames, plan.starts):
-            idx = layout(c, n * plan.k).data_idx
-            out[i0:i0 + n] = (lead + s + delay + idx * c.sps).reshape(n, plan.k)
+            idx = layout(c, n * plan.row_k).data_idx
+            out[i0:i0 + n] = (lead + s + delay + idx * c.sps).reshape(n, plan.row_k)
         return out
 
     def channel_stream(self, plan, cfg, generator) -> np.ndarray:

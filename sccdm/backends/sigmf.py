@@ -120,7 +120,7 @@ class SigmfBackend(LinkBackend):
             info = {"plan": plan.describe(), "link": self.session.cfg.to_dict(), "channel": cfg.to_dict(),
                     "backend": self.inner.name}
             sps = self.session.cfg.sps
-            ann_tx = [{"start": s, "count": layout(self.session.cfg, n * plan.k).total * sps,
+            ann_tx = [{"start": s, "count": layout(self.session.cfg, n * plan.row_k).total * sps,
                        "label": f"frame {(plan.first_id + j) & 0xFFFF}", "frame_id": (plan.first_id + j) & 0xFFFF,
                        "images": n} for j, ((_, n), s) in enumerate(zip(plan.frames, plan.starts))]
             ex = res.extras

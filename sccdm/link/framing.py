@@ -155,6 +155,9 @@ HEADER_FIELDS = (("version", 4), ("frame_id", 16), ("n_images", 8), ("k", 16), (
 HEADER_BITS = sum(w for _, w in HEADER_FIELDS)
 HEADER_CODED = 3 * (HEADER_BITS + 16 + 6)      # at rate 1/3; see header_len
 VERSION = 1
+# k >= 1 always, so the field holds k - 1: a 512x512 image at CBR 1/12 (k = 65536) fits one frame
+_OFFSET = {"k": 1}
+MAX_FRAME_K = 1 << 16
 
 
 class HeaderError(ValueError):
@@ -180,7 +183,7 @@ class Header:
     def to_bits(self) -> list[int]:
         bits = []
         for name, width in HEADER_FIELDS:
-            bits += int_to_bits(int(getattr(self, name)), width)
+            bits += int_to_bits(int(getattr(self, name)) - _OFFSET.get(name, 0), width)
         return bits + crc16(bits)
 
     @classmethod
@@ -193,7 +196,7 @@ class Header:
             raise HeaderError("header CRC mismatch")
         vals, pos = {}, 0
         for name, width in HEADER_FIELDS:
-            vals[name] = bits_to_int(payload[pos:pos + width])
+            vals[name] = bits_to_int(payload[pos:pos + width]) + _OFFSET.get(name, 0)
             pos += width
         hdr = cls(**vals)
         hdr.check()

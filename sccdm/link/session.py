@@ -5,6 +5,11 @@ frames (``images_per_frame`` images each, consecutive frame ids), modulates
 them into one burst stream (:class:`TxPlan`), and turns whatever stream came
 back into a :class:`sccdm.backends.ChannelResult` with ESTIMATED CSI and SNR.
 Images whose frame was not found come back as erased (mask False, y = 0).
+
+An image of more symbols than one header can announce (k > 65536: a photo larger than
+512x512 at CBR 1/12) is cut into ``segments`` equal rows (zero-padded at its end),
+each sent as an image of its own; the receiver puts them back together, and a lost
+segment erases only its symbols (image_status "erased").
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np
 import torch
 
-from .framing import Header, LinkConfig, layout, model_id
+from .framing import MAX_FRAME_K, Header, LinkConfig, layout, model_id
 from .modem import DemodResult, Receiver, modulate
 
 __all__ = ["LinkMeta", "TxPlan", "LinkSession", "LinkError", "LinkTimeout", "NoBurstError"]
@@ -44,7 +49,8 @@ class LinkMeta:
 @dataclass
 class TxPlan:
     """One transmission: samples complex64 [n]; frame ids first_id..first_id+len(frames)-1 (mod 2^16);
-    frames: (first image, image count) per frame; starts: first sample of each frame."""
+    frames: (first row, row count) per frame; starts: first sample of each frame. The link carries
+    ``rows`` = batch * segments rows of ``row_k`` symbols (one row per image unless it is segmented)."""
 
     samples: np.ndarray
     first_id: int
@@ -54,6 +60,26 @@ class TxPlan:
     starts: list
     overhead_symbols: list
     meta: LinkMeta = field(default_factory=LinkMeta)
+    segments: int = 1
+
+    @property
+    def rows(self) -> int:
+        return self.batch * self.segments
+
+    @property
+    def row_k(self) -> int:
+        return -(-self.k // self.segments)
+
+    def to_rows(self, a: np.ndarray) -> np.ndarray:
+        """[batch, k, ...] per image -> [rows, row_k, ...] as the frames carry it (zero-padded)."""
+        pad = self.segments * self.row_k - self.k
+        if pad:
+            a = np.concatenate([a, np.zeros((a.shape[0], pad) + a.shape[2:], dtype=a.dtype)], axis=1)
+        return a.reshape((self.rows, self.row_k) + a.shape[2:])
+
+    def to_images(self, a: np.ndarray) -> np.ndarray:
+        """[rows, row_k, ...] -> [batch, k, ...] (the padding dropped)."""
+        return a.reshape((self.batch, self.segments * self.row_k) + a.shape[2:])[:, :self.k]
 
     def describe(self) -> dict:
         """JSON-serialisable everything but the samples (what a recording needs to be replayed)."""
@@ -68,7 +94,11 @@ class TxPlan:
         m = d.get("meta") or {}
         meta = LinkMeta(m.get("model", ""), tuple(m.get("latent_shape", (0, 0, 0))), tuple(m.get("image_size", (0, 0))))
         return cls(samples, int(d["first_id"]), int(d["batch"]), int(d["k"]), [tuple(f) for f in d["frames"]],
-                   list(d["starts"]), list(d["overhead_symbols"]), meta)
+                   list(d["starts"]), list(d["overhead_symbols"]), meta, int(d.get("segments", 1)))
+
+
+MAX_ROW = MAX_FRAME_K      # the header's k field: larger images are segmented
+MAX_K = 1 << 22            # 4 M symbols per image (a 4096x4096 photo at CBR 1/12; the header's H, W are 12 bits)
 
 
 def _as_numpy(symbols) -> np.ndarray:
@@ -77,8 +107,8 @@ def _as_numpy(symbols) -> np.ndarray:
     z = np.asarray(symbols)
     if z.ndim != 2 or not np.iscomplexobj(z):
         raise ValueError(f"symbols must be complex [B, k], got {z.dtype} {z.shape}")
-    if z.shape[0] < 1 or z.shape[1] < 1 or z.shape[1] >= 1 << 16:
-        raise ValueError(f"symbols shape {z.shape}: need B >= 1 and 1 <= k < 65536")
+    if z.shape[0] < 1 or z.shape[1] < 1 or z.shape[1] > MAX_K:
+        raise ValueError(f"symbols shape {z.shape}: need B >= 1 and 1 <= k <= {MAX_K}")
     if not np.all(np.isfinite(z)):
         raise ValueError("symbols contain NaN or inf")
     return z.astype(np.complex128)
@@ -92,6 +122,23 @@ def _link_status(got: np.ndarray, n_frames: int, n_seen: int, dem: DemodResult) 
     why = sorted({r["reason"].split(" 0.")[0] for r in dem.rejected}) or ["burst not detected"]
     return (f"{lost} of {len(got)} images lost: {n_frames - n_seen} of {n_frames} frames not decoded "
             f"({dem.candidates} detection candidates; {'; '.join(why)})")
+
+
+def _rows_to_images(plan: TxPlan, y, h, mask, nv, snr, got):
+    """The frames' rows back into images: y, h complex [rows, row_k] (h may be None), mask bool
+    [rows, row_k], nv / snr float [rows], got bool [rows] -> the same per image ([batch, k], [batch]).
+    A segmented image's noise variance and SNR are the means over its segments that arrived; it
+    counts as got when any did (its lost segments stay erased in the mask)."""
+    if plan.segments == 1:
+        return y, h, mask, nv, snr, got
+    s = plan.segments
+    g = got.reshape(plan.batch, s)
+    n_ok = np.maximum(g.sum(axis=1), 1)
+    nv_img = np.where(g.any(axis=1), (nv.reshape(-1, s) * g).sum(axis=1) / n_ok, 1.0)
+    snr_lin = 10.0 ** (snr.reshape(-1, s) / 10.0)
+    snr_img = np.where(g.any(axis=1), 10.0 * np.log10(np.maximum((snr_lin * g).sum(axis=1) / n_ok, 1e-12)), 0.0)
+    return (plan.to_images(y), None if h is None else plan.to_images(np.asarray(h)), plan.to_images(mask),
+            nv_img, snr_img, g.any(axis=1))
 
 
 class LinkSession:
@@ -115,19 +162,28 @@ class LinkSession:
         c, hh, ww = (int(v) for v in meta.latent_shape)
         if c * hh * ww and c * hh * ww != 2 * k:
             raise ValueError(f"latent shape {meta.latent_shape} does not hold {k} complex symbols")
+        seg = -(-k // MAX_ROW)
+        shape = TxPlan(np.zeros(0, np.complex64), 0, b, k, [], [], [], meta, seg)
+        z = shape.to_rows(z)
+        rows, rk = z.shape
+        if seg > 1 or max(c, hh, ww) > 255:
+            c = hh = ww = 0          # a segment is no whole latent (or it outgrows 8 bits): the header says only k
+        img_h, img_w = (int(v) for v in meta.image_size)
+        if max(img_h, img_w) > 4095:
+            img_h = img_w = 0        # informational only: 12 bits
         per = self.cfg.images_per_frame
-        groups = [(i, min(per, b - i)) for i in range(0, b, per)]
+        groups = [(i, min(per, rows - i)) for i in range(0, rows, per)]
         with self._lock:
             first = self._next_id
             self._next_id = (first + len(groups)) & 0xFFFF
         frames, ovh = [], []
         for j, (i0, n) in enumerate(groups):
-            hdr = Header((first + j) & 0xFFFF, n, k, model_id(meta.model), c, hh, ww,
-                         int(meta.image_size[0]), int(meta.image_size[1])).check()
+            hdr = Header((first + j) & 0xFFFF, n, rk, model_id(meta.model), c, hh, ww,
+                         img_h, img_w).check()
             frames.append((z[i0:i0 + n].reshape(-1), hdr))
-            ovh.append(self.overhead(n, k))
+            ovh.append(self.overhead(n, rk))
         samples, starts = modulate(frames, self.cfg)
-        return TxPlan(samples, first, b, k, groups, starts, ovh, meta)
+        return TxPlan(samples, first, b, k, groups, starts, ovh, meta, seg)
 
     def demodulate(self, rx: np.ndarray) -> DemodResult:
         return self.receiver.demodulate(rx)
@@ -140,7 +196,7 @@ class LinkSession:
 
         rx = np.asarray(rx).astype(np.complex64)
         dem = self.demodulate(rx)
-        b, k = plan.batch, plan.k
+        b, k = plan.rows, plan.row_k         # rows of the frames; images are put back together below
         y = np.zeros((b, k), dtype=np.complex128)
         h = np.zeros((b, k), dtype=np.complex128)
         nv = np.ones(b)
@@ -176,6 +232,8 @@ class LinkSession:
             y, h_out = y * ph, np.abs(h).astype(np.complex128)
         elif csi == "none":
             h_out = None
+        y, h_out, mask, nv, snr, got = _rows_to_images(plan, y, h_out, mask, nv, snr, got)
+        b, k = plan.batch, plan.k
         if chan.erasure_prob > 0:
             lost = torch.rand(b, k, generator=generator).numpy() < chan.erasure_prob
             mask = mask & ~lost
@@ -186,7 +244,7 @@ class LinkSession:
         extras = {
             "link": source, "frames": len(plan.frames), "frames_received": len(seen),
             "lost_images": [int(i) for i in np.flatnonzero(~got)], "image_status": status,
-            "link_status": _link_status(got, len(plan.frames), len(seen), dem),
+            "link_status": _link_status(got, len(plan.frames), len(seen), dem), "segments_per_image": plan.segments,
             "overhead_symbols": int(sum(plan.overhead_symbols)), "overhead_symbols_per_frame": plan.overhead_symbols,
             "overhead_symbols_per_image": ovh_img, "symbols_per_image_on_air": k + ovh_img,
             # cbr_with_overhead = cbr * overhead_factor, for callers that know the image size
