@@ -69,3 +69,28 @@ def test_a_512x512_image_at_cbr_1_12_is_one_frame_within_5_percent_overhead():
 def test_more_symbols_than_the_link_takes_is_a_clear_error():
     with pytest.raises(ValueError, match="k <="):
         LinkSession().plan(np.ones((1, MAX_K + 1), dtype=np.complex64))
+
+
+def test_the_channel_service_passes_a_large_photo_over_the_link():
+    """The gRPC channel service with the emulated link: before segmentation this was INVALID_ARGUMENT."""
+    import asyncio
+    import logging
+
+    from channel.servicer import ChannelService
+    from sccdm.rpc import sccdm_pb2 as pb
+    from sccdm.serving import convert
+    from sccdm.serving.config import ServiceConfig
+
+    svc = ChannelService(ServiceConfig.from_env("channel", env={"SCCDM_CHANNEL_BACKEND": "emulated_link"}),
+                         logging.getLogger("test"))
+    svc.backend, svc.ready = EmulatedLinkBackend(), True
+    z = _symbols(1, K, seed=2)
+    frame = pb.SymbolFrame(symbols=convert.tensor_to_proto(z), info=pb.FrameInfo(tx_snr_db=[12.0]))
+    req = pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(kind="awgn", snr_db=12.0, seed=1))
+    try:
+        rx = asyncio.run(type(svc).Transmit.__wrapped_impl__(svc, req, None))
+    finally:
+        svc.executor.shutdown(wait=True)
+    y = convert.proto_to_tensor(rx.symbols, "y")
+    assert list(rx.image_status) == ["ok"] and rx.link_status == "ok: 2 of 2 frames decoded"
+    assert y.shape == (1, K) and ((y - z).abs() ** 2).mean() < 0.1
