@@ -148,22 +148,11 @@ def test_zmq_backend_times_out_without_flowgraph(zmq_addrs, monkeypatch):
         get_backend("zmq")
 
 
-class StreamingRelay(threading.Thread):
+class StreamingRelay(Relay):
     """A radio-like ZeroMQ peer: streams BLOCK samples every PERIOD_S without end - the burst it pulled when
     there is one, zeros otherwise - with noise on everything, as an SDR's receive side delivers."""
 
     BLOCK, PERIOD_S = 2500, 0.01                        # 250 k samples/s
-
-    def __init__(self, tx: str, rx: str, snr_db: float):
-        super().__init__(daemon=True)
-        self.ctx = zmq.Context()
-        self.pull = self.ctx.socket(zmq.PULL)
-        self.pull.connect(tx)
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.bind(rx)
-        self.sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
-        self.rng = np.random.default_rng(0)
-        self.halt = threading.Event()
 
     def run(self):
         queue = np.zeros(0, dtype=np.complex64)
@@ -179,13 +168,6 @@ class StreamingRelay(threading.Thread):
             except zmq.Again:
                 pass                                      # nobody reading: a radio drops samples too
             time.sleep(self.PERIOD_S)
-
-    def stop(self):
-        self.halt.set()
-        self.join(2)
-        self.pull.close(0)
-        self.push.close(0)
-        self.ctx.term()
 
 
 def test_zmq_backend_against_an_endless_stream(zmq_addrs):

@@ -1166,15 +1166,21 @@ def _gateway_ready(url: str, deadline: float) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def compose_stack():
-    """`docker compose up --build --wait` of the CPU stack on a free port; `down` afterwards."""
+def _compose_client():
+    """The engine's client, or a skip where `docker compose` is missing."""
     import shutil
     import subprocess
     client = _engine_client()
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True,
                                                         timeout=30).returncode != 0:
         pytest.skip("no `docker compose` plugin (CI installs it with `bash deploy/engine.sh`)")
+    return client
+
+
+@pytest.fixture(scope="module")
+def compose_stack():
+    """`docker compose up --build --wait` of the CPU stack on a free port; `down` afterwards."""
+    client = _compose_client()
     port = _free_port()
     env = {"SCCDM_GATEWAY_PORT": str(port)}
     _compose("down", "-v", "--remove-orphans", env=env, check=False, timeout=120)  # leftovers of a killed run

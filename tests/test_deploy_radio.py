@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import test_deploy
-from test_deploy import _engine_client, _free_port, _gateway_ready
+from test_deploy import _free_port, _gateway_ready
 
 PROJECT = "sccdmradio"
 GR_SNR_DB = 15.0
@@ -23,12 +23,7 @@ def _compose(*args, env: dict, timeout: float = 900, check: bool = True):
 
 @pytest.fixture(scope="module")
 def radio_stack():
-    import shutil
-    import subprocess
-    client = _engine_client()
-    if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True,
-                                                        timeout=30).returncode != 0:
-        pytest.skip("no `docker compose` plugin (CI installs it with `bash deploy/engine.sh`)")
+    client = test_deploy._compose_client()
     port = _free_port()
     env = {"SCCDM_GATEWAY_PORT": str(port), "SCCDM_CHANNEL_BACKEND": "zmq", "SCCDM_GR_SNR_DB": str(GR_SNR_DB)}
     _compose("down", "-v", "--remove-orphans", env=env, check=False, timeout=120)
