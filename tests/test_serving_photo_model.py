@@ -22,6 +22,7 @@ from sccdm.serving.config import DEFAULT_PHOTO_MODEL, ConfigError, ServiceConfig
 from sccdm.serving.models import ModelStore
 
 PHOTO, DEFAULT = "sc-cdm-paper-photo", "sc-cdm-cpu"
+FADING, FADING_PHOTO = "sc-cdm-cpu-rayleigh", "sc-cdm-paper-photo-rayleigh"
 
 
 def _encode(stub, arr, model: str = "") -> pb.SymbolFrame:
@@ -48,14 +49,18 @@ def test_config_rejects_bad_min_side(raw):
 
 
 def test_config_check_models():
-    known = ["sc-cdm-cpu", PHOTO, "sc-cdm-paper-photo-rate"]
+    known = ["sc-cdm-cpu", PHOTO, "sc-cdm-paper-photo-rate", FADING, FADING_PHOTO]
     ServiceConfig.from_env("transmitter", {}).check_models(known)
-    off = {"SCCDM_PHOTO_MODEL": "", "SCCDM_RATE_MODEL": ""}
+    off = {"SCCDM_PHOTO_MODEL": "", "SCCDM_RATE_MODEL": "", "SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": ""}
     ServiceConfig.from_env("transmitter", off).check_models(["sc-cdm-cpu"])  # off: not checked
     with pytest.raises(ConfigError, match=r"SCCDM_PHOTO_MODEL='no-such-model'.*sc-cdm-cpu"):
         ServiceConfig.from_env("transmitter", {"SCCDM_PHOTO_MODEL": "no-such-model"}).check_models(known)
     with pytest.raises(ConfigError, match="SCCDM_MODEL='nope'"):
         ServiceConfig.from_env("transmitter", {"SCCDM_MODEL": "nope"}).check_models(known)
+    with pytest.raises(ConfigError, match="SCCDM_RAYLEIGH_PHOTO_MODEL='nope'"):
+        ServiceConfig.from_env("transmitter", {"SCCDM_RAYLEIGH_PHOTO_MODEL": "nope"}).check_models(known)
+    c = ServiceConfig.from_env("transmitter", {})
+    assert (c.rayleigh_model, c.rayleigh_photo_model) == (FADING, FADING_PHOTO)
 
 
 def test_unknown_photo_model_stops_the_service_at_start(tmp_path):
@@ -80,6 +85,23 @@ def test_resolve_rule():
         s.resolve("no-such-model", 96, 128)
     infos = {i["name"]: i for i in s.infos()}
     assert infos[PHOTO]["is_photo_default"] and not infos[DEFAULT]["is_photo_default"]
+
+
+def test_resolve_rule_per_channel():
+    """A request that says its channel is Rayleigh gets the fading-trained model of its size class; AWGN or
+    unsaid keeps the AWGN ones; an explicit name still wins; an unknown channel is the client's error."""
+    s = ModelStore(DEFAULT, "cpu", PHOTO, 64, rayleigh=FADING, rayleigh_photo=FADING_PHOTO)
+    for ch in ("", "awgn"):
+        assert (s.resolve("", 32, 32, channel=ch), s.resolve("", 96, 128, channel=ch)) == (DEFAULT, PHOTO)
+    assert (s.resolve("", 32, 32, channel="rayleigh"), s.resolve("", 96, 128, channel="rayleigh")) == (
+        FADING, FADING_PHOTO)
+    assert s.resolve(PHOTO, 96, 128, channel="rayleigh") == PHOTO
+    only_small = ModelStore(DEFAULT, "cpu", PHOTO, 64, rayleigh=FADING)   # no fading photo model: the AWGN one
+    assert only_small.resolve("", 96, 128, channel="rayleigh") == PHOTO
+    with pytest.raises(convert.InvalidInput, match="channel must be one of"):
+        s.resolve("", 32, 32, channel="ricean")
+    infos = {i["name"]: i for i in s.infos()}
+    assert infos[FADING_PHOTO]["channel_default_for"] == ["rayleigh"] and infos[PHOTO]["channel_default_for"] == []
 
 
 def test_link_header_model_ids():
@@ -143,6 +165,37 @@ def test_rest_transmit_reports_and_uses_the_photo_model(http, make_png):
                       data={"snr_db": "10", "seed": "1", "refine": "false", "model": model})
         assert r.status_code == 200, r.text
         assert r.json()["model"] == want
+
+
+def test_rest_transmit_on_rayleigh_uses_the_fading_models(http, make_png):
+    """The gateway tells the transmitter the request's channel: a photo on Rayleigh crosses with the
+    Rayleigh-trained photo codec (bit for bit the in-process result), a thumbnail with sc-cdm-cpu-rayleigh."""
+    from sccdm import zoo
+    data, _ = make_png(96, 128, seed=11)
+    x = image_to_tensor(decode_image_bytes(data))[None]
+    r = http.post("/v1/transmit", files={"image": ("x.png", data, "image/png")},
+                  data={"channel": "rayleigh", "snr_db": "5", "seed": "4", "refine": "false"})
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert rep["model"] == FADING_PHOTO
+    ref = pipeline.simulate(zoo.load(FADING_PHOTO), x, ChannelConfig("rayleigh", 5.0),
+                            torch.Generator().manual_seed(4), refine=False)
+    assert rep["psnr_db"] == float(psnr(ref["x_hat"], x)[0])
+    small, _ = make_png(32, 32, seed=11)
+    r = http.post("/v1/transmit", files={"image": ("x.png", small, "image/png")},
+                  data={"channel": "rayleigh", "snr_db": "5", "seed": "4", "refine": "false"})
+    assert r.status_code == 200 and r.json()["model"] == FADING, r.text
+    listing = http.get("/v1/models").json()
+    assert sorted(listing["channel_defaults"]["rayleigh"]) == sorted([FADING, FADING_PHOTO])
+
+
+def test_grpc_encode_rejects_an_unknown_channel(stubs, make_png):
+    import grpc
+    _, small = make_png(32, 32, seed=12)
+    req = pb.EncodeRequest(tensor=convert.tensor_to_proto(torch.from_numpy(small)), snr_db=10.0, channel="ricean")
+    with pytest.raises(grpc.RpcError) as e:
+        stubs["transmitter"].Encode(req, timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "channel must be one of" in e.value.details()
 
 
 def test_receiver_resolves_an_unnamed_frame_like_the_transmitter(stubs, make_png):

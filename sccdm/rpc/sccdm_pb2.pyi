@@ -62,18 +62,20 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., refine_ms: _Optional[float] = ..., batch_requests: _Optional[int] = ..., batch_images: _Optional[int] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("image", "tensor", "snr_db", "model", "cbr")
+    __slots__ = ("image", "tensor", "snr_db", "model", "cbr", "channel")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CBR_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     tensor: Tensor
     snr_db: float
     model: str
     cbr: float
-    def __init__(self, image: _Optional[bytes] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ..., snr_db: _Optional[float] = ..., model: _Optional[str] = ..., cbr: _Optional[float] = ...) -> None: ...
+    channel: str
+    def __init__(self, image: _Optional[bytes] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ..., snr_db: _Optional[float] = ..., model: _Optional[str] = ..., cbr: _Optional[float] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class SymbolFrame(_message.Message):
     __slots__ = ("symbols", "info", "timings")
@@ -186,7 +188,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default", "is_rate_default")
+    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default", "is_rate_default", "channel_default_for")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     HAS_REFINER_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +197,7 @@ class ModelInfo(_message.Message):
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     IS_PHOTO_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     IS_RATE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_DEFAULT_FOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     loaded: bool
     has_refiner: bool
@@ -203,7 +206,8 @@ class ModelInfo(_message.Message):
     config: _struct_pb2.Struct
     is_photo_default: bool
     is_rate_default: bool
-    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ..., is_rate_default: _Optional[bool] = ...) -> None: ...
+    channel_default_for: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ..., is_rate_default: _Optional[bool] = ..., channel_default_for: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelList(_message.Message):
     __slots__ = ("models",)

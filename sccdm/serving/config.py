@@ -15,6 +15,10 @@ SCCDM_PHOTO_MODEL          zoo model for a request that names none and sends a  
 SCCDM_RATE_MODEL           zoo model for a request that names none and asks for   sc-cdm-paper-photo-rate
                            a cbr the automatic choice cannot send (a rate-
                            adaptive model); empty string: off
+SCCDM_RAYLEIGH_MODEL       zoo model for a request that names none and says its   sc-cdm-cpu-rayleigh
+                           channel is "rayleigh"; empty string: SCCDM_MODEL
+SCCDM_RAYLEIGH_PHOTO_MODEL ... and sends a photo-sized image; empty string:       sc-cdm-paper-photo-
+                           SCCDM_PHOTO_MODEL                                      rayleigh
 SCCDM_PHOTO_MIN_SIDE       an image whose smaller side has at least this many     64
                            pixels is "photo-sized" (sc-cdm-cpu is a 32x32
                            CIFAR-10 model)
@@ -61,7 +65,7 @@ SCCDM_BODY_TIMEOUT_S       gateway: longest pause while an upload streams (408) 
 
 The gateway serves its own /metrics on its HTTP port; 9100 is left to node_exporter.
 The transmitter and receiver refuse to start (configuration error, exit code 2) when
-SCCDM_MODEL, SCCDM_PHOTO_MODEL or SCCDM_RATE_MODEL names a model the zoo does not have (:meth:`ServiceConfig.check_models`).
+SCCDM_MODEL or another model variable (photo, rate, Rayleigh) names a model the zoo does not have (:meth:`ServiceConfig.check_models`).
 """
 from __future__ import annotations
 
@@ -76,6 +80,8 @@ GRPC_SERVICE_NAMES = {"transmitter": "sccdm.v1.Transmitter", "channel": "sccdm.v
 MODEL_SERVICES = ("transmitter", "receiver")   # the services that load zoo models
 DEFAULT_PHOTO_MODEL = "sc-cdm-paper-photo"
 DEFAULT_RATE_MODEL = "sc-cdm-paper-photo-rate"
+DEFAULT_RAYLEIGH_MODEL = "sc-cdm-cpu-rayleigh"
+DEFAULT_RAYLEIGH_PHOTO_MODEL = "sc-cdm-paper-photo-rayleigh"
 
 
 class ConfigError(ValueError):
@@ -128,6 +134,8 @@ class ServiceConfig:
     photo_model: str = DEFAULT_PHOTO_MODEL   # "" = off
     photo_min_side: int = 64
     rate_model: str = DEFAULT_RATE_MODEL     # "" = off
+    rayleigh_model: str = DEFAULT_RAYLEIGH_MODEL              # "" = the AWGN choice
+    rayleigh_photo_model: str = DEFAULT_RAYLEIGH_PHOTO_MODEL  # "" = the AWGN choice
     device: str = "auto"
     max_batch: int = 16
     max_wait_ms: float = 2.0
@@ -166,11 +174,12 @@ class ServiceConfig:
         return GRPC_SERVICE_NAMES.get(self.service, "")
 
     def check_models(self, known) -> None:
-        """:class:`ConfigError` unless SCCDM_MODEL, SCCDM_PHOTO_MODEL and SCCDM_RATE_MODEL (when on) are in
-        ``known`` (zoo names)."""
+        """:class:`ConfigError` unless every model variable (SCCDM_MODEL and, when on, SCCDM_PHOTO_MODEL,
+        SCCDM_RATE_MODEL, SCCDM_RAYLEIGH_MODEL, SCCDM_RAYLEIGH_PHOTO_MODEL) names one of ``known`` (zoo names)."""
         known = list(known)
         for var, name in (("SCCDM_MODEL", self.model), ("SCCDM_PHOTO_MODEL", self.photo_model),
-                          ("SCCDM_RATE_MODEL", self.rate_model)):
+                          ("SCCDM_RATE_MODEL", self.rate_model), ("SCCDM_RAYLEIGH_MODEL", self.rayleigh_model),
+                          ("SCCDM_RAYLEIGH_PHOTO_MODEL", self.rayleigh_photo_model)):
             if name and name not in known:
                 off = " (or set it to the empty string to turn it off)" if var != "SCCDM_MODEL" else ""
                 raise ConfigError(f"environment variable {var}={name!r} is not a zoo model; "
@@ -189,6 +198,8 @@ class ServiceConfig:
             # unlike the others, set-but-empty is a value here: the photo model off
             photo_model=env.get("SCCDM_PHOTO_MODEL", DEFAULT_PHOTO_MODEL).strip(),
             rate_model=env.get("SCCDM_RATE_MODEL", DEFAULT_RATE_MODEL).strip(),
+            rayleigh_model=env.get("SCCDM_RAYLEIGH_MODEL", DEFAULT_RAYLEIGH_MODEL).strip(),
+            rayleigh_photo_model=env.get("SCCDM_RAYLEIGH_PHOTO_MODEL", DEFAULT_RAYLEIGH_PHOTO_MODEL).strip(),
             photo_min_side=_positive("SCCDM_PHOTO_MIN_SIDE", _get(env, "SCCDM_PHOTO_MIN_SIDE", 64, int)),
             device=_get(env, "SCCDM_DEVICE", "auto", str),
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),

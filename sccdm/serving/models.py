@@ -2,7 +2,9 @@
 
 A request that names no model gets the default (SCCDM_MODEL), or the photo model
 (SCCDM_PHOTO_MODEL) when its images are photo-sized: smaller side >= SCCDM_PHOTO_MIN_SIDE;
-if it asks for a CBR that model cannot send, the rate-adaptive model (SCCDM_RATE_MODEL).
+if it says its channel is "rayleigh", the fading-trained counterpart (SCCDM_RAYLEIGH_MODEL,
+SCCDM_RAYLEIGH_PHOTO_MODEL); if it asks for a CBR that model cannot send, the rate-adaptive
+model (SCCDM_RATE_MODEL).
 """
 from __future__ import annotations
 
@@ -14,9 +16,13 @@ from .convert import InvalidInput
 class ModelStore:
     """Thread-safe cache of :func:`sccdm.zoo.load` results on one device."""
 
-    def __init__(self, default: str, device: str, photo: str = "", photo_min_side: int = 64, rate: str = ""):
+    CHANNELS = ("", "awgn", "rayleigh")
+
+    def __init__(self, default: str, device: str, photo: str = "", photo_min_side: int = 64, rate: str = "",
+                 rayleigh: str = "", rayleigh_photo: str = ""):
         self.default, self.device = default, device
         self.photo, self.photo_min_side, self.rate = photo, photo_min_side, rate
+        self.rayleigh, self.rayleigh_photo = rayleigh, rayleigh_photo
         self._models: dict = {}
         self._configs: dict = {}   # name -> codec config, read once (not per request)
         self._lock = threading.Lock()
@@ -27,19 +33,27 @@ class ModelStore:
 
     @classmethod
     def from_config(cls, cfg, device) -> "ModelStore":
-        return cls(cfg.model, device, cfg.photo_model, cfg.photo_min_side, cfg.rate_model)
+        return cls(cfg.model, device, cfg.photo_model, cfg.photo_min_side, cfg.rate_model,
+                   cfg.rayleigh_model, cfg.rayleigh_photo_model)
 
     def is_photo(self, height: int | None, width: int | None) -> bool:
         """Whether an image of this size gets the photo model when a request names none."""
         return bool(self.photo and height and width and min(height, width) >= self.photo_min_side)
 
     def resolve(self, name: str, height: int | None = None, width: int | None = None,
-                cbr: float | None = None) -> str:
+                cbr: float | None = None, channel: str = "") -> str:
         """The model that serves a request: an explicit ``name`` always; "" -> the photo model for a
-        photo-sized image (height x width given), else the default; and when that one cannot send
-        ``cbr``, the rate-adaptive model. An unknown name -> :class:`InvalidInput` listing the known ones."""
+        photo-sized image (height x width given), else the default, each replaced by its Rayleigh-trained
+        counterpart when ``channel`` is "rayleigh" and one is configured; and when that one cannot send
+        ``cbr``, the rate-adaptive model. An unknown name or channel -> :class:`InvalidInput`."""
+        if channel not in self.CHANNELS:
+            raise InvalidInput(f"channel must be one of 'awgn', 'rayleigh' or empty, got {channel!r}")
         explicit = bool(name)
-        name = name or (self.photo if self.is_photo(height, width) else self.default)
+        if not explicit:
+            photo = self.is_photo(height, width)
+            name = self.photo if photo else self.default
+            if channel == "rayleigh":
+                name = (self.rayleigh_photo if photo else self.rayleigh) or name
         self._check(name)
         if not explicit and cbr is not None and self.rate and name != self.rate and not self.sends(name, cbr):
             self._check(self.rate)
@@ -87,6 +101,7 @@ class ModelStore:
             out.append({"name": n, "loaded": n in self._models, "has_refiner": "refiner" in e.get("parts", {}),
                         "is_default": n == self.default, "is_photo_default": bool(self.photo) and n == self.photo,
                         "is_rate_default": bool(self.rate) and n == self.rate,
+                        "channel_default_for": ["rayleigh"] if n and n in (self.rayleigh, self.rayleigh_photo) else [],
                         "device": str(self.device), "config": cfg})
         return out
 
@@ -99,6 +114,7 @@ def model_list_proto(store: ModelStore):
     return pb.ModelList(models=[pb.ModelInfo(name=i["name"], loaded=i["loaded"], has_refiner=i["has_refiner"],
                                              is_default=i["is_default"], is_photo_default=i["is_photo_default"],
                                              is_rate_default=i["is_rate_default"],
+                                             channel_default_for=i["channel_default_for"],
                                              device=i["device"],
                                              config=dict_to_struct(i["config"]))
                                 for i in store.infos()])
