@@ -528,7 +528,9 @@ async function loadModels() {
     const auto = document.createElement("option");
     auto.value = "";
     auto.textContent = "auto";
-    auto.title = `${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise`;
+    const fading = (body.channel_defaults && body.channel_defaults.rayleigh) || [];
+    auto.title = `${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise` +
+      (fading.length ? `; on Rayleigh: ${fading.join(", ")}` : "");
     sel.replaceChildren(auto, ...body.models.map((m) => {
       const o = document.createElement("option");
       const rates = (m.config && m.config.rates && m.config.rates.length) ? ", rate-adaptive" : "";
