@@ -1,22 +1,32 @@
 """Frame format of the SC-CDM radio link.
 
-One frame (symbol rate, all known parts unit modulus)::
+One frame (symbol rate, all known parts unit modulus), defaults::
 
-    | preamble: Zadoff-Chu(31) x 4 | training T(32) | header: [H(32) P(2)] ... H(<=32) | training T(32) |
-    | data with pilot blocks: [P(2) D(<=64)] ... [P(2)] | postamble: T(32) |
+    | preamble: Zadoff-Chu(31) x 4 | training T(32) | header copy 1: [H(32) P(2)] ... H(26) | training T(32) |
+    | data with pilot blocks: [P(2) D(<=64)] x 16 | header copy 2: [P(2) H(32)] ... H(26) | [P(2) D(<=64)] ... [P(2)] |
+    | postamble: T(32) |
+
+  (a frame with fewer than ``header_split`` = 1024 data symbols carries copy 2 right after training 2)
 
 * preamble - burst detection, coarse timing and CFO (Schmidl-Cox on the repeats);
 * training - fine timing, LS channel estimate, SNR from the repeat; its two
-  copies bracket the header, so the phase drift across the header (residual
+  copies bracket the first header copy, so the phase drift across it (residual
   CFO) is measured, not extrapolated;
 * header - frame id, image count, symbols per image, model id, latent and image
-  geometry; CRC-16, K=7 convolutional code at rate 1/3 (366 coded bits; 1/2:
-  244), interleaved, BPSK (see :mod:`.fec`), with a pilot block every
-  ``header_pilot_every`` coded symbols so a channel that moves within the
-  header (Doppler) is tracked across it;
+  geometry; CRC-16, K=7 convolutional code at rate 1/2 (244 coded bits; 1/3:
+  366), interleaved, QPSK (BPSK with ``header_qpsk`` off; see :mod:`.fec`), sent
+  twice: the second copy ``header_split`` data symbols after the first, so a
+  fade over one copy of a long frame (Doppler) leaves the other - the receiver
+  adds the copies' soft bits and tries each alone. A pilot block every
+  ``header_pilot_every`` coded symbols tracks a channel that moves within a copy;
 * pilots - tracked over the frame for residual CFO and fading;
-* postamble - the training again: its arrival time against the first copy
+* postamble - the training again: its arrival time against the frame start
   measures the sample-clock offset (GNU Radio's epsilon).
+
+Overhead with the defaults: 480 + 2 (n_data / 64) symbols (608 for 16 32x32 images of 256 symbols:
+14.8 %; 2528 for one 512x512 image of 65536: 3.9 %). The frame format changed with the two copies
+(issue 12): recordings made before (BPSK rate-1/3 header once) do not decode with the defaults; the
+old format is ``header_rate=3, header_repeat=1, header_qpsk=False, header_split=0``.
 
 :class:`LinkConfig` holds every knob; :func:`layout` says where everything lies.
 """
@@ -27,10 +37,10 @@ from dataclasses import dataclass, asdict, field
 
 import numpy as np
 
-from .fec import bits_to_int, conv_encode, crc16, int_to_bits, interleaver, puncture
+from .fec import bits_to_int, conv_encode, crc16, int_to_bits, interleaver
 
 __all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "preamble_symbols",
-           "training_symbols", "header_symbols", "header_len", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
+           "training_symbols", "header_symbols", "header_len", "header_bit_map", "header_n_symbols", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
 
 MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4,
              "sc-cdm-cpu-rayleigh": 5, "deepjscc-paper-rayleigh": 6, "sc-cdm-paper-photo": 7,
@@ -55,17 +65,21 @@ class LinkConfig:
     of the coded header (soft-combined: +3 dB per doubling, for links that must
     survive deeper fades); images_per_frame;
     max_eps: largest sample-clock offset tracked; detect_threshold: Schmidl-Cox
-    metric for a candidate; confirm_threshold: normalised preamble correlation
+    metric for a candidate (0.03: a preamble faded to about -8 dB SNR is still a candidate; with
+    the header's second copy such a frame can survive, and confirmation and CRC reject noise); confirm_threshold: normalised preamble correlation
     to accept one; track: pilot tracking on/off; dc_remove: subtract the
     stream's mean (a receiver's DC offset); iq_correct: estimate and remove
     the IQ-imbalance image per frame (:mod:`sccdm.link.frontend`).
 
-    Header: ``header_rate`` 3 (rate 1/3, 366 coded symbols, the default) or 2
-    (rate 1/2, 244: 122 symbols less per frame, about 1.8 dB less energy per
-    header bit, so more frames lost in fades); ``header_pilot_every`` coded
-    symbols between header pilot blocks of ``pilot_len`` (0: none). Overhead
-    per frame: 124 + 64 + 366 + 11 x 2 + 32 + 2 (n_data / 64 + 1) symbols with
-    the defaults, 122 + 8 less at rate 1/2 (see :func:`layout`).
+    Header: ``header_rate`` 2 (rate 1/2, 244 coded bits, the default) or 3 (rate 1/3, 366);
+    ``header_qpsk`` (default on): two coded bits per symbol; ``header_repeat`` copies (2 by default),
+    soft-combined; ``header_split`` (default 1024, a multiple of pilot_every, needs header_repeat 2;
+    0: the copies back to back): data symbols before the second copy - time diversity against
+    fades that outlast one copy; ``header_pilot_every`` coded symbols between header pilot blocks of
+    ``pilot_len`` (0: none). The defaults cost what one BPSK rate-1/2 header did (244 symbols + 14
+    pilots) with the copies about 1200 symbols (4800 samples at sps 4) apart in frames of at least
+    1024 data symbols: at fD Ts 1e-4 (5 dB, 16 images per frame) 8 % of frames lost where the single
+    header lost 18 % (see benchmarks/results/csi-doppler.md).
 
     Delay spread: ``chan_taps`` (default 7) is the channel length the
     receiver models, centred on the timing peak, so echoes up to +-(chan_taps
@@ -90,17 +104,19 @@ class LinkConfig:
     chan_taps: int = 7
     eq_taps: int = 15
     guard: int = 64
-    header_repeat: int = 1
+    header_repeat: int = 2
     images_per_frame: int = 1
     max_eps: float = 1e-3
-    detect_threshold: float = 0.06
+    detect_threshold: float = 0.03
     confirm_threshold: float = 0.06
     track: bool = True
     dc_remove: bool = True
     iq_correct: bool = True
     max_chan_taps: int = 21
-    header_rate: int = 3
+    header_rate: int = 2
     header_pilot_every: int = 32
+    header_qpsk: bool = True
+    header_split: int = 1024
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:
@@ -126,6 +142,10 @@ class LinkConfig:
             raise ValueError(f"header_rate must be 2 (rate 1/2) or 3 (rate 1/3), got {self.header_rate}")
         if self.header_pilot_every < 0:
             raise ValueError(f"header_pilot_every must be >= 0, got {self.header_pilot_every}")
+        if self.header_split and (self.header_split < 0 or self.header_split % self.pilot_every
+                                  or self.header_repeat != 2):
+            raise ValueError(f"header_split must be 0 or a multiple of pilot_every ({self.pilot_every}) with "
+                             f"header_repeat 2, got {self.header_split} with header_repeat {self.header_repeat}")
         return self
 
     @classmethod
@@ -236,14 +256,34 @@ def pilot_sequence(n: int) -> np.ndarray:
 
 
 def header_len(rate: int = 3) -> int:
-    """Coded header symbols of one copy at rate 1/rate: 366 (rate 3) or 244 (rate 2)."""
+    """Coded header bits of one copy at rate 1/rate: 366 (rate 3) or 244 (rate 2)."""
     return rate * (HEADER_BITS + 16 + 6)
 
 
-def header_symbols(hdr: Header, repeat: int = 1, rate: int = 3) -> np.ndarray:
-    """BPSK (+1 for bit 0) of the coded, punctured, interleaved header, repeated: float [header_len(rate) * repeat]."""
-    coded = puncture(conv_encode(hdr.to_bits()), rate)
-    return np.tile(1.0 - 2.0 * coded[interleaver(len(coded))].astype(np.float64), repeat)
+def header_bit_map(cfg: LinkConfig) -> np.ndarray:
+    """Which rate-1/3 mother-code bit each air bit of the header carries: int64 [header_repeat * header_len].
+
+    Punctured to cfg.header_rate, interleaved, repeated per copy; with header_qpsk two air bits make one
+    symbol (in-phase first). The receiver adds the soft values of all air bits of one mother bit."""
+    m = HEADER_BITS + 16 + 6
+    sel = (3 * np.arange(m)[:, None] + np.arange(cfg.header_rate)[None, :]).reshape(-1)
+    return np.tile(sel[interleaver(len(sel))], cfg.header_repeat).astype(np.int64)
+
+
+def header_n_symbols(cfg: LinkConfig) -> int:
+    """Air symbols of one header copy: 366 / 244 (BPSK, rate 1/3 / 1/2), 183 / 122 with QPSK."""
+    return header_len(cfg.header_rate) // (2 if cfg.header_qpsk else 1)
+
+
+def bits_to_header_symbols(air_bits: np.ndarray, qpsk: bool) -> np.ndarray:
+    """Air bits 0/1 [n] -> BPSK float [n] (+1 for 0) or unit-modulus QPSK complex [n / 2]."""
+    s = 1.0 - 2.0 * np.asarray(air_bits, dtype=np.float64)
+    return (s[0::2] + 1j * s[1::2]) / np.sqrt(2.0) if qpsk else s
+
+
+def header_symbols(hdr: Header, cfg: LinkConfig) -> np.ndarray:
+    """The header's air symbols, every copy in order: [header_repeat * header_n_symbols(cfg)]."""
+    return bits_to_header_symbols(conv_encode(hdr.to_bits())[header_bit_map(cfg)], cfg.header_qpsk)
 
 
 def header_pilot_sequence(n: int) -> np.ndarray:
@@ -271,49 +311,76 @@ class FrameLayout:
     header_idx: np.ndarray = None
     hpilot_idx: np.ndarray = None
     extra: dict = field(default_factory=dict)
+    hdr_end: int = 0                 # symbols the receiver needs for the header: every copy and its pilots
+    known_end: int = 0               # end of the known run from the frame start (0: training 2's end)
 
     @property
     def n_known(self) -> int:
-        """Symbols from the frame start that are known once the header is decoded."""
-        return self.train2.stop
+        """Symbols from the frame start that are known once the header is decoded (a second header copy
+        right after training 2 among them)."""
+        return self.known_end or self.train2.stop
 
     @property
     def overhead(self) -> int:
         return self.total - self.n_data
+
+    @property
+    def late_known(self) -> np.ndarray:
+        """Header symbols and header pilots after training 2 (the second copy): int64, sorted."""
+        return np.sort(np.concatenate([self.header_idx[self.header_idx >= self.n_known],
+                                       self.hpilot_idx[self.hpilot_idx >= self.n_known]]))
+
+
+def _header_copy(pos: int, n_h: int, every: int, n_p: int, lead: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """n_h coded symbols from pos with a block of n_p pilots before every ``every`` of them (not before the
+    first unless lead) -> (coded positions, pilot positions, end)."""
+    n_blocks = -(-n_h // every) - (0 if lead else 1)
+    at = np.arange(n_h + n_blocks * n_p)
+    shifted = at - (n_p if lead else 0)
+    is_pilot = (shifted < 0) | (shifted % (every + n_p) >= every)
+    return pos + at[~is_pilot], pos + at[is_pilot], pos + len(at)
 
 
 def layout(cfg: LinkConfig, n_data: int) -> FrameLayout:
     n_pre = cfg.zc_len * cfg.zc_reps
     t = cfg.train_len
     train1 = slice(n_pre, n_pre + t)
-    n_h = header_len(cfg.header_rate) * cfg.header_repeat
+    n_sym = header_n_symbols(cfg)
+    split = cfg.header_split
+    n_h = n_sym * (1 if split else cfg.header_repeat)
     every = cfg.header_pilot_every or n_h
-    n_hp = (-(-n_h // every) - 1) * cfg.pilot_len
-    header = slice(train1.stop, train1.stop + n_h + n_hp)
     # [H(every) P(pilot_len)] ... H(rest): training 2 closes the header, so no pilot block last
-    in_hdr = np.arange(n_h + n_hp)
-    is_pilot = in_hdr % (every + cfg.pilot_len) >= every
-    header_idx, hpilot_idx = header.start + in_hdr[~is_pilot], header.start + in_hdr[is_pilot]
+    h_idx, hp_idx, end = _header_copy(train1.stop, n_h, every, cfg.pilot_len, False)
+    header = slice(train1.stop, end)
     train2 = slice(header.stop, header.stop + t)
     pos = train2.stop
-    data_idx, pilot_idx, pilot_block = [], [], []
-    left, b = n_data, 0
+    data_idx, pilot_idx, pilot_block, hdr_end, known_end = [], [], [], train2.stop, 0
+    # the second copy follows header_split data symbols (or training 2 in a frame with fewer): at one of
+    # two places whatever the frame's length, so the receiver finds it before it knows the length
+    at = (split if n_data >= split else 0) if split else -1
+    s, b = 0, 0
     while True:
+        if s == at:
+            i2, p2, pos = _header_copy(pos, n_sym, every, cfg.pilot_len, True)
+            h_idx, hp_idx = np.concatenate([h_idx, i2]), np.concatenate([hp_idx, p2])
+            hdr_end = pos + cfg.pilot_len       # with the data pilot block after it
+            known_end = pos if at == 0 else 0
         pilot_idx.extend(range(pos, pos + cfg.pilot_len))
         pilot_block.extend([b] * cfg.pilot_len)
         pos += cfg.pilot_len
         b += 1
-        if left == 0:
+        if s == n_data:
             break
-        d = min(cfg.pilot_every, left)
+        d = min(cfg.pilot_every, n_data - s)
         data_idx.extend(range(pos, pos + d))
-        pos += d
-        left -= d
+        pos, s = pos + d, s + d
     post = slice(pos, pos + t)
     pos += t
-    return FrameLayout(n_data, slice(0, n_pre), train1, train2, header, np.asarray(data_idx, dtype=np.int64),
-                       np.asarray(pilot_idx, dtype=np.int64), np.asarray(pilot_block, dtype=np.int64), post, pos,
-                       header_idx.astype(np.int64), hpilot_idx.astype(np.int64))
+    lay = FrameLayout(n_data, slice(0, n_pre), train1, train2, header, np.asarray(data_idx, dtype=np.int64),
+                      np.asarray(pilot_idx, dtype=np.int64), np.asarray(pilot_block, dtype=np.int64), post, pos,
+                      h_idx.astype(np.int64), hp_idx.astype(np.int64))
+    lay.hdr_end, lay.known_end = hdr_end, known_end
+    return lay
 
 
 def build_frame(data: np.ndarray, hdr: Header, cfg: LinkConfig) -> np.ndarray:
@@ -324,7 +391,7 @@ def build_frame(data: np.ndarray, hdr: Header, cfg: LinkConfig) -> np.ndarray:
     tr = training_symbols(cfg)
     x[lay.train1] = tr
     x[lay.train2] = tr
-    x[lay.header_idx] = header_symbols(hdr, cfg.header_repeat, cfg.header_rate)
+    x[lay.header_idx] = header_symbols(hdr, cfg)
     x[lay.hpilot_idx] = header_pilot_sequence(len(lay.hpilot_idx))
     x[lay.data_idx] = data
     x[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))

@@ -8,9 +8,10 @@ Receiver steps per burst (see :mod:`.sync` and :mod:`.estimate`):
 1. Schmidl-Cox candidate -> coarse CFO; preamble+training cross-correlation ->
    confirm, fractional timing; training repeat -> fine CFO.
 2. LS taps on preamble + training (CFO residual from the two halves), MMSE
-   equalise; the gain over the header from the known runs and header pilots
-   (smoothed, window by cross-validation), soft bits weighted by it, Viterbi
-   (with decision-directed retries); CRC -> accept or reject. A still channel
+   equalise; the gain over each header copy from the known runs and pilots
+   near it (smoothed, window by cross-validation), soft bits weighted by it,
+   both copies added, Viterbi (also each copy alone, with decision-directed
+   retries; the second copy at either of its two places); CRC -> accept or reject. A still channel
    whose CFO left turns across the header falls back to training 2's phase.
 3. Postamble timing -> sample-clock offset; resample the whole frame.
 4. LS taps and noise variance on all known symbols (preamble, training,
@@ -32,10 +33,11 @@ from scipy.stats import gamma
 
 from .estimate import (_regressors, block_gains, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer,
                        smooth_gain, snr_from_repeat)
-from .fec import conv_encode, depuncture, interleaver, puncture, viterbi_decode
+from .fec import conv_encode, viterbi_decode
 from .frontend import frontend_ls, image_significant, remove_image
-from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, header_len, header_pilot_sequence,
-                      header_symbols, layout, pilot_sequence, preamble_symbols, training_symbols)
+from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, bits_to_header_symbols, build_frame,
+                      header_bit_map, header_pilot_sequence, header_symbols, layout, pilot_sequence,
+                      preamble_symbols, training_symbols)
 from .pulse import matched_filter, rrc_taps, shape
 from .sync import derotate, find_candidates, peak_time, sample_symbols, schmidl_cox
 
@@ -107,10 +109,9 @@ class _Reject(Exception):
     pass
 
 
-def _coded_symbols(bits: np.ndarray, rate: int) -> np.ndarray:
-    """Header bits (int [HEADER_BITS + 16]) -> their BPSK air symbols, float [header_len(rate)] (as the transmitter)."""
-    coded = puncture(conv_encode(bits), rate)
-    return 1.0 - 2.0 * coded[interleaver(len(coded))].astype(np.float64)
+def _coded_symbols(bits: np.ndarray, cfg: LinkConfig) -> np.ndarray:
+    """Header bits (int [HEADER_BITS + 16]) -> their air symbols, every copy (as the transmitter)."""
+    return bits_to_header_symbols(conv_encode(bits)[header_bit_map(cfg)], cfg.header_qpsk)
 
 
 class Receiver:
@@ -126,6 +127,9 @@ class Receiver:
         self.window = (cfg.zc_reps - 1) * self.lag
         self.d = (cfg.chan_taps - 1) // 2
         self.q = (cfg.eq_taps - 1) // 2
+        self.hmap = header_bit_map(cfg)
+        # where the header copies can lie (see _header_pass)
+        self.hyps = [layout(cfg, 0)] + ([layout(cfg, cfg.header_split)] if cfg.header_split else [])
 
     # ---- helpers -------------------------------------------------------------
     def _mf(self, raw: np.ndarray, a: int, b: int, f: float) -> np.ndarray:
@@ -251,7 +255,6 @@ class Receiver:
         t0, f = self._resolve_period(raw, a, t + a, f)
         dd, q = self._size_taps(raw, a, t0, f)
         hdr, f, moving = self._header_pass(raw, a, t0, f, dd, q)
-        tr1 = layout(c, 0).train1
 
         # the whole frame, resampled for the clock offset
         lay = layout(c, hdr.n_images * hdr.k)
@@ -264,9 +267,10 @@ class Receiver:
         mff = self._mf(raw, a, b3, f)
         eps = 0.0
         if sps > 1:
-            base = int(round(t0 - a)) + tr1.start * sps
-            ts, _, _ = peak_time(mff, self.train, sps, base - 3, base + 3)
-            dist = (lay.post.start - tr1.start) * sps
+            # the frame start timed on preamble + training 1 (more symbols than the postamble: less jitter)
+            base = int(round(t0 - a))
+            ts, _, _ = peak_time(mff, self.ref, sps, base - 3, base + 3)
+            dist = lay.post.start * sps
             span = int(np.ceil(dist * c.max_eps)) + 2
             tp, rho_p, _ = peak_time(mff, self.train, sps, int(round(ts + dist)) - span, int(round(ts + dist)) + span)
             if rho_p >= c.confirm_threshold:
@@ -275,7 +279,7 @@ class Receiver:
         r = sample_symbols(mff, t0 - a, sps * (1 + eps), idx)
         x = np.zeros(lay.total, dtype=np.complex128)
         x[:n_pt] = self.ref
-        x[lay.header_idx] = header_symbols(hdr, c.header_repeat, c.header_rate)
+        x[lay.header_idx] = header_symbols(hdr, c)
         x[lay.hpilot_idx] = header_pilot_sequence(len(lay.hpilot_idx))
         x[lay.train2] = self.train
         rows = np.arange(0, lay.n_known - dd)
@@ -305,39 +309,54 @@ class Receiver:
                        float(lin_db(snr_rep)), t0, f, eps, g, image_db, dc, fix, 2 * dd + 1)
 
     def _decode_header(self, soft_sym: np.ndarray) -> Header:
-        """Soft values of the coded header symbols in air order (float [header_len * header_repeat],
-        positive = bit 0) -> the Header; HeaderError when the CRC or the checks fail."""
+        """Gain-weighted header symbols in air order (complex [n_header_symbols], every copy) -> the
+        Header; HeaderError when the CRC or the checks fail."""
         return Header.from_bits(self._header_bits(soft_sym))
 
     def _header_bits(self, soft_sym: np.ndarray) -> np.ndarray:
-        """As :meth:`_decode_header`, the Viterbi decision before any check: bits int [HEADER_BITS + 16]."""
-        c = self.cfg
-        n = header_len(c.header_rate)
-        soft = np.asarray(soft_sym, dtype=np.float64).reshape(c.header_repeat, n).sum(axis=0)
-        coded = np.empty(n)
-        coded[interleaver(n)] = soft             # undo the interleaver: air symbol j carries coded bit perm[j]
-        return viterbi_decode(depuncture(coded, c.header_rate), HEADER_BITS + 16)
+        """As :meth:`_decode_header`, the Viterbi decision before any check: bits int [HEADER_BITS + 16].
+        Every air bit's soft value (in-phase, and quadrature with QPSK; positive = bit 0) adds to its
+        mother-code bit: copies combine (maximum ratio: the symbols come weighted by the gain), punctured
+        bits stay 0 (erasures)."""
+        z = np.asarray(soft_sym)
+        soft = np.stack([z.real, z.imag], axis=1).reshape(-1) if self.cfg.header_qpsk else np.real(z)
+        mother = np.zeros(3 * (HEADER_BITS + 16 + 6))
+        np.add.at(mother, self.hmap, soft.astype(np.float64))
+        return viterbi_decode(mother, HEADER_BITS + 16)
 
     def _header_pass(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int) -> tuple:
         """Decode the header of the burst starting at sample t0 (matched-filter time) of raw, the
         matched filter run from sample a with the coarse CFO f (cycles per sample); dd / q: channel and
         equaliser half-lengths. Returns (Header, f refined, whether the channel moves); _Reject if not.
+        With header_split the second copy lies right after training 2 (a frame shorter than the split)
+        or after header_split data symbols: both places are tried (the CRC decides).
         """
+        first = None
+        for lay0 in self.hyps:
+            try:
+                return self._header_try(raw, a, t0, f, dd, q, lay0)
+            except _Reject as e:
+                first = first or e
+        raise first
+
+    def _header_try(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int, lay0) -> tuple:
+        """:meth:`_header_pass` for the header positions of lay0 (a layout of this config)."""
         c, sps, n_pt = self.cfg, self.cfg.sps, len(self.ref)
-        lay0 = layout(c, 0)
         tr2 = lay0.train2
         # taps from preamble + training 1; the gain over the header from its pilots and the
-        # trainings (or, on a still channel, the phase drift from training 2)
-        n_known = lay0.n_known
-        b2 = int(t0 + (n_known + q + dd + 16) * sps) + len(self.taps)
+        # trainings (or, on a still channel, the phase drift from training 2); a second copy lies
+        # header_split data symbols later, with the data pilots around it
+        reach = lay0.hdr_end
+        b2 = int(t0 + (reach + q + dd + 16) * sps * (1 + c.max_eps)) + len(self.taps)
         if b2 > len(raw):
             raise _Reject("truncated before the header")
         mfh = self._mf(raw, a, b2, f)
-        idx = np.arange(n_known + q + dd)
+        idx = np.arange(reach + q + dd)
         r = sample_symbols(mfh, t0 - a, sps, idx)
-        x = np.zeros(n_known, dtype=np.complex128)
+        x = np.zeros(reach, dtype=np.complex128)
         x[:n_pt] = self.ref
         x[tr2] = self.train
+        x[lay0.pilot_idx[lay0.pilot_idx < reach]] = pilot_sequence(int(np.sum(lay0.pilot_idx < reach)))
         rows = np.arange(0, n_pt - dd)
         w_res = cfo_from_halves(r, x[:n_pt], rows, dd)
         r = r * np.exp(-1j * w_res * idx)
@@ -356,7 +375,7 @@ class Receiver:
             w2 = (float(np.angle(c2)) + 2 * np.pi * turn) / gap
             rr = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
             try:
-                hdr = self._decode_header(np.real(equalize_fir(rr, w1, lay0.header_idx)) / beta1)
+                hdr = self._decode_header(equalize_fir(rr, w1, lay0.header_idx) / beta1)
                 break
             except HeaderError as e:
                 err = err or e
@@ -371,8 +390,8 @@ class Receiver:
                         beta1: float) -> tuple[Header | None, float, HeaderError | None, bool]:
         """The header through a channel that may move within it (Doppler).
 
-        r: complex [>= n_known] symbol-rate samples; x: complex [n_known] known symbols (preamble,
-        training 1 and 2, header pilots; 0 on the coded header); rows / dd: the LS rows on preamble +
+        r: complex [>= hdr_end] symbol-rate samples; x: complex [hdr_end] known symbols (preamble,
+        training 1 and 2, header pilots, the data pilots up to the second copy; 0 elsewhere); rows / dd: the LS rows on preamble +
         training 1 and the channel half-length; w1 / beta1: the equaliser from the start of the frame. The complex gain is measured on runs of known symbols and the header
         pilot blocks, smoothed (:func:`smooth_gain`: the window follows the measured variation) and
         interpolated over the coded symbols, whose soft values are then weighted by it (maximum
@@ -380,44 +399,70 @@ class Receiver:
         Returns (header or None, the mean phase slope over the header in radians per symbol, error,
         whether the gain moves beyond a straight line).
         """
-        n_known = lay0.n_known
-        known = np.concatenate([np.arange(0, lay0.train1.stop), lay0.hpilot_idx,
-                                np.arange(lay0.train2.start, n_known)])
-        n_h = len(lay0.header_idx)
-        out_t = np.concatenate([lay0.header_idx, rows]).astype(np.float64)
+        reach = lay0.hdr_end
+        known = np.sort(np.concatenate([np.arange(0, lay0.train1.stop), lay0.hpilot_idx,
+                                        np.arange(lay0.train2.start, lay0.train2.stop),
+                                        lay0.pilot_idx[lay0.pilot_idx < reach]]))
         for it in range(2):
-            v = equalize_fir(r, w1, np.arange(n_known)) / beta1
-            t, gb, nb = block_gains(v, x, known, 16)
-            a, width = smooth_gain(t, gb, nb, out_t, sinr=beta1 / (1 - beta1))
+            v = equalize_fir(r, w1, np.arange(reach)) / beta1
+            a, a_rows, width = self._copy_gains(v, x, known, lay0, rows, beta1 / (1 - beta1))
             if not np.isfinite(width) or it == 1:
                 break
             # it moves: taps refitted along the gain trajectory (as in _track_frame), so the
             # equaliser is not built from a fade averaged over the preamble
-            reg = _regressors(x, rows, dd) * a[n_h:, None]
+            reg = _regressors(x, rows, dd) * a_rows[:, None]
             g1, *_ = np.linalg.lstsq(reg, r[rows], rcond=None)
             s1 = float(np.sum(np.abs(r[rows] - reg @ g1) ** 2) / max(len(rows) - len(g1), 1))
             w1, beta1 = mmse_equalizer(g1, s1, len(w1))
-        a = a[:n_h]
         hdr, err = None, None
-        # decision-directed passes: in a fade the 2-symbol header pilots say little, the 366 header
+        # decision-directed passes: in a fade the 2-symbol header pilots say little, the header
         # symbols say more - the Viterbi decision (right where the channel was good), re-encoded,
-        # serves as known symbols for the next gain estimate
+        # serves as known symbols for the next gain estimate. A copy whose gain is badly estimated
+        # (a fast fade between sparse pilots) can spoil the sum of the copies: each is also tried alone
+        first = (lay0.header_idx < lay0.n_known).astype(np.float64)
+        alone = [first, 1.0 - first] if lay0.header_idx[-1] >= lay0.n_known else []
         for _ in range(3):
-            bits = self._header_bits(np.real(np.conj(a) * v[lay0.header_idx]))
-            try:
-                hdr = Header.from_bits(bits)
+            soft = np.conj(a) * v[lay0.header_idx]
+            for m in [None] + alone:
+                bits = self._header_bits(soft if m is None else soft * m)
+                try:
+                    hdr = Header.from_bits(bits)
+                    break
+                except HeaderError as e:
+                    err = err or e
+            if hdr is not None:
                 break
-            except HeaderError as e:
-                err = err or e
             xd = x.copy()
-            xd[lay0.header_idx] = np.tile(_coded_symbols(bits, self.cfg.header_rate), self.cfg.header_repeat)
-            t, gb, nb = block_gains(v, xd, np.arange(n_known), 16)
-            a, width = smooth_gain(t, gb, nb, lay0.header_idx.astype(np.float64))
+            xd[lay0.header_idx] = _coded_symbols(self._header_bits(soft), self.cfg)
+            a, _, width = self._copy_gains(v, xd, np.sort(np.concatenate([known, lay0.header_idx])), lay0,
+                                           rows[:0], None)
         if hdr is None:
             return None, 0.0, err, False
-        # the CFO left over shows as the gain's mean phase slope (fading adds a drift of its own)
-        slope = float(np.polyfit(lay0.header_idx, np.unwrap(np.angle(a)), 1)[0])
+        # the CFO left over shows as the gain's mean phase slope (fading adds a drift of its own), over the
+        # first copy: across the gap to a second one the phase could turn by more than pi
+        first = lay0.header_idx < lay0.n_known
+        slope = float(np.polyfit(lay0.header_idx[first], np.unwrap(np.angle(a[first])), 1)[0])
         return hdr, slope, None, bool(np.isfinite(width))
+
+    def _copy_gains(self, v: np.ndarray, x: np.ndarray, known: np.ndarray, lay0, rows: np.ndarray,
+                    sinr: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+        """The complex gain at every coded header symbol (complex [n_header]) and at rows, each copy's from
+        the known symbols near it only: a width chosen on the well-known start of the frame would smear a
+        second copy that only sparse pilots surround, and theirs would blur the first. v: equalised
+        unit-gain symbols; x / known: known symbols and their sorted positions. Returns (gain at the
+        header, gain at rows, the first copy's smoothing width: inf = no variation seen)."""
+        h = lay0.header_idx
+        first = h < lay0.n_known
+        n1 = int(first.sum())
+        t, gb, nb = block_gains(v, x, known[known < lay0.n_known], 16)
+        a1, width = smooth_gain(t, gb, nb, np.concatenate([h[first], rows]).astype(np.float64), sinr=sinr)
+        a = np.empty(len(h), dtype=np.complex128)
+        a[first] = a1[:n1]
+        if n1 < len(h):
+            lo = h[n1] - 3 * (self.cfg.pilot_every + self.cfg.pilot_len)
+            t, gb, nb = block_gains(v, x, known[known >= lo], 16)
+            a[~first] = smooth_gain(t, gb, nb, h[~first].astype(np.float64), sinr=sinr)[0]
+        return a, a1[n1:], width
 
     def _moves(self, r: np.ndarray, x: np.ndarray, lay, g: np.ndarray, s2: float, q: int) -> bool:
         """Does the channel move within this frame beyond a straight line? The whole frame's known
@@ -427,7 +472,8 @@ class Receiver:
         xk = x.copy()
         xk[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
         xk[lay.post] = self.train
-        known = np.concatenate([np.arange(0, lay.n_known), lay.pilot_idx, np.arange(lay.post.start, lay.post.stop)])
+        known = np.sort(np.concatenate([np.arange(0, lay.n_known), lay.late_known, lay.pilot_idx,
+                                        np.arange(lay.post.start, lay.post.stop)]))
         t, gb, nb = block_gains(equalize_fir(r, w, np.arange(lay.total)) / beta, xk, known, 16)
         return bool(np.isfinite(smooth_gain(t, gb, nb, t[:1], sinr=beta / (1 - beta))[1]))
 
@@ -449,7 +495,8 @@ class Receiver:
         xk = x.copy()
         xk[lay.pilot_idx] = pilot_sequence(len(lay.pilot_idx))
         xk[lay.post] = self.train
-        known = np.concatenate([np.arange(0, lay.n_known), lay.pilot_idx, np.arange(lay.post.start, lay.post.stop)])
+        known = np.sort(np.concatenate([np.arange(0, lay.n_known), lay.late_known, lay.pilot_idx,
+                                        np.arange(lay.post.start, lay.post.stop)]))
         out_t = np.concatenate([lay.data_idx, rows]).astype(np.float64)
         gain = None
         for it in range(2):
