@@ -94,8 +94,13 @@ def test_snr_estimate_through_gnuradio(flowgraph, snr_db):
     assert np.all(np.abs(np.array(res.extras["snr_in_db"]) - snr_db) <= 1.0), res.extras["snr_in_db"]
     assert torch.all((res.snr_db - snr_db).abs() <= 1.0), res.snr_db
     assert abs(np.mean(res.extras["cfo"]) - 1e-3) < 3e-5
-    # GNU Radio's epsilon = 1.0001 stretches time by 1e-4: the receiver measures it
-    assert abs(abs(np.mean(res.extras["eps"])) - 1e-4) < 5e-5, res.extras["eps"]
+    # GNU Radio's epsilon = 1.0001 stretches time by 1e-4: the receiver measures it. It times the
+    # 32-symbol postamble against the frame start about 580 symbols earlier: at 0 dB that timing alone
+    # jitters by about 0.07 symbols rms (Cramer-Rao, RRC 0.35), 1.1e-4 in eps per frame, 5.6e-5 over
+    # these 4 frames - the bound is 3 of those at 0 dB (a drift of 1e-4 moves a frame's last symbol
+    # by 0.06 symbols: what it costs is far below the noise there)
+    tol = 5e-5 if snr_db >= 10 else 1.7e-4
+    assert abs(abs(np.mean(res.extras["eps"])) - 1e-4) < tol, res.extras["eps"]
 
 
 def _png(h, w):

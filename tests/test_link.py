@@ -94,10 +94,10 @@ def test_snr_estimate_within_1db(snr_db):
 
 @pytest.mark.parametrize("rate", [3, 2])
 def test_detection_200_frames_at_0db_misses_none_invents_none(rate):
-    """Rate-1/3 header (two QPSK copies, 366 symbols): none of 200 frames missed at 0 dB; the default
-    rate-1/2 header (244 symbols, about 1.8 dB less energy per header bit) misses at most 1.5 % (3 now;
-    the BPSK rate-1/2 header before it missed 2)."""
-    cfg = LinkConfig(header_rate=rate)
+    """One-image frames (shorter than header_split) carry the header's two QPSK copies back to back at
+    rate 1/3 (default, 366 symbols): none of 200 frames missed at 0 dB; at rate 1/2 (244 symbols, about
+    1.8 dB less energy per header bit) at most 1.5 % (3 now)."""
+    cfg = LinkConfig(header_rate_short=rate)
     session = LinkSession(cfg)
     rng = np.random.default_rng(4)
     plan = session.plan(_cn((200, 256), rng))

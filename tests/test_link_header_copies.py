@@ -1,8 +1,9 @@
 """The header's two copies (issue 12: time diversity within the 15 % overhead budget).
 
-The default header is the rate-1/2 code in QPSK, sent twice: the first copy after training 1, the second
-after 1024 data symbols (right after training 2 in a shorter frame), so a fade over one copy of a long
-frame leaves the other; the receiver adds both copies' soft bits and also tries each alone.
+The default header is sent twice in QPSK: the first copy after training 1, the second after 1024 data
+symbols, so a fade over one copy of a long frame leaves the other; the receiver adds both copies' soft
+bits and also tries each alone. Those long frames carry the rate-1/2 code (the overhead goals); a frame
+shorter than 1024 data symbols carries the rate-1/3 code, its copies back to back after training 2.
 """
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ def _cn(n, rng):
 
 def test_second_copy_lies_at_one_of_two_places_and_every_symbol_is_used_once():
     cfg = LinkConfig()
-    after_t2 = layout(cfg, 0).header_idx[122:]
+    after_t2 = layout(cfg, 0).header_idx[183:]
     at_split = layout(cfg, 1024).header_idx[122:]
     for n in (1, 256, 1023, 1024, 1025, 4096, 65536):
         lay = layout(cfg, n)
-        assert len(lay.header_idx) == 244 and len(np.unique(lay.header_idx)) == 244
-        second = lay.header_idx[122:]
+        n_h = 366 if n < 1024 else 244           # rate 1/3 or 1/2, two QPSK copies
+        assert len(lay.header_idx) == n_h and len(np.unique(lay.header_idx)) == n_h
+        second = lay.header_idx[n_h // 2:]
         if n < 1024:
             assert np.array_equal(second, after_t2) and second[0] > lay.train2.stop
         else:
@@ -39,6 +41,9 @@ def test_second_copy_lies_at_one_of_two_places_and_every_symbol_is_used_once():
     # same on-air cost as the single BPSK rate-1/2 header it replaces
     single = LinkConfig(header_qpsk=False, header_repeat=1, header_split=0)
     assert layout(cfg, 4096).overhead == layout(single, 4096).overhead == 608
+    # a short frame costs what the single BPSK rate-1/3 header did
+    old = LinkConfig(header_qpsk=False, header_repeat=1, header_split=0, header_rate=3)
+    assert layout(cfg, 256).overhead == layout(old, 256).overhead == 618
 
 
 def _stream_with_a_wiped_copy(cfg, wipe, rng):

@@ -6,25 +6,28 @@ One frame (symbol rate, all known parts unit modulus), defaults::
     | data with pilot blocks: [P(2) D(<=64)] x 16 | header copy 2: [P(2) H(32)] ... H(26) | [P(2) D(<=64)] ... [P(2)] |
     | postamble: T(32) |
 
-  (a frame with fewer than ``header_split`` = 1024 data symbols carries copy 2 right after training 2)
+  (a frame with fewer than ``header_split`` = 1024 data symbols carries copy 2 right after training 2,
+  and both copies at rate 1/3: 183 symbols each)
 
 * preamble - burst detection, coarse timing and CFO (Schmidl-Cox on the repeats);
 * training - fine timing, LS channel estimate, SNR from the repeat; its two
   copies bracket the first header copy, so the phase drift across it (residual
   CFO) is measured, not extrapolated;
 * header - frame id, image count, symbols per image, model id, latent and image
-  geometry; CRC-16, K=7 convolutional code at rate 1/2 (244 coded bits; 1/3:
-  366), interleaved, QPSK (BPSK with ``header_qpsk`` off; see :mod:`.fec`), sent
-  twice: the second copy ``header_split`` data symbols after the first, so a
-  fade over one copy of a long frame (Doppler) leaves the other - the receiver
-  adds the copies' soft bits and tries each alone. A pilot block every
+  geometry; CRC-16, K=7 convolutional code at rate 1/2 (244 coded bits) in a
+  long frame, 1/3 (366) in a short one, interleaved, QPSK (BPSK with
+  ``header_qpsk`` off; see :mod:`.fec`), sent twice: in a long frame the second
+  copy ``header_split`` data symbols after the first, so a fade over one copy
+  (Doppler) leaves the other - the receiver adds the copies' soft bits and tries
+  each alone, and tries both places the second copy can lie. A pilot block every
   ``header_pilot_every`` coded symbols tracks a channel that moves within a copy;
 * pilots - tracked over the frame for residual CFO and fading;
 * postamble - the training again: its arrival time against the frame start
   measures the sample-clock offset (GNU Radio's epsilon).
 
-Overhead with the defaults: 480 + 2 (n_data / 64) symbols (608 for 16 32x32 images of 256 symbols:
-14.8 %; 2528 for one 512x512 image of 65536: 3.9 %). The frame format changed with the two copies
+Overhead with the defaults: 480 + 2 (n_data / 64) symbols from 1024 data symbols up (608 for 16 32x32
+images of 256 symbols: 14.8 %; 2528 for one 512x512 image of 65536: 3.9 %), 610 + 2 (n_data / 64)
+below (618 for one 32x32 image, as the single rate-1/3 header before). The frame format changed with the two copies
 (issue 12): recordings made before (BPSK rate-1/3 header once) do not decode with the defaults; the
 old format is ``header_rate=3, header_repeat=1, header_qpsk=False, header_split=0``.
 
@@ -40,7 +43,7 @@ import numpy as np
 from .fec import bits_to_int, conv_encode, crc16, int_to_bits, interleaver
 
 __all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "preamble_symbols",
-           "training_symbols", "header_symbols", "header_len", "header_bit_map", "header_n_symbols", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
+           "training_symbols", "header_symbols", "header_len", "header_bit_map", "header_n_symbols", "header_rate_for", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
 
 MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4,
              "sc-cdm-cpu-rayleigh": 5, "deepjscc-paper-rayleigh": 6, "sc-cdm-paper-photo": 7,
@@ -72,14 +75,15 @@ class LinkConfig:
     the IQ-imbalance image per frame (:mod:`sccdm.link.frontend`).
 
     Header: ``header_rate`` 2 (rate 1/2, 244 coded bits, the default) or 3 (rate 1/3, 366);
+    ``header_rate_short`` (default 3) the rate in frames shorter than header_split, whose copies lie
+    back to back (no time diversity between them: the stronger code instead);
     ``header_qpsk`` (default on): two coded bits per symbol; ``header_repeat`` copies (2 by default),
     soft-combined; ``header_split`` (default 1024, a multiple of pilot_every, needs header_repeat 2;
     0: the copies back to back): data symbols before the second copy - time diversity against
     fades that outlast one copy; ``header_pilot_every`` coded symbols between header pilot blocks of
     ``pilot_len`` (0: none). The defaults cost what one BPSK rate-1/2 header did (244 symbols + 14
     pilots) with the copies about 1200 symbols (4800 samples at sps 4) apart in frames of at least
-    1024 data symbols: at fD Ts 1e-4 (5 dB, 16 images per frame) 8 % of frames lost where the single
-    header lost 18 % (see benchmarks/results/csi-doppler.md).
+    1024 data symbols (see benchmarks/results/csi-doppler-16.md for what that buys under Doppler).
 
     Delay spread: ``chan_taps`` (default 7) is the channel length the
     receiver models, centred on the timing peak, so echoes up to +-(chan_taps
@@ -117,6 +121,7 @@ class LinkConfig:
     header_pilot_every: int = 32
     header_qpsk: bool = True
     header_split: int = 1024
+    header_rate_short: int = 3
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:
@@ -138,8 +143,9 @@ class LinkConfig:
                              f"got {self.max_chan_taps}")
         if self.pilot_every < 1 or self.pilot_len < 1:
             raise ValueError("pilot_every and pilot_len must be >= 1")
-        if self.header_rate not in (2, 3):
-            raise ValueError(f"header_rate must be 2 (rate 1/2) or 3 (rate 1/3), got {self.header_rate}")
+        if self.header_rate not in (2, 3) or self.header_rate_short not in (2, 3):
+            raise ValueError(f"header_rate and header_rate_short must be 2 (rate 1/2) or 3 (rate 1/3), got "
+                             f"{self.header_rate} and {self.header_rate_short}")
         if self.header_pilot_every < 0:
             raise ValueError(f"header_pilot_every must be >= 0, got {self.header_pilot_every}")
         if self.header_split and (self.header_split < 0 or self.header_split % self.pilot_every
@@ -260,19 +266,26 @@ def header_len(rate: int = 3) -> int:
     return rate * (HEADER_BITS + 16 + 6)
 
 
-def header_bit_map(cfg: LinkConfig) -> np.ndarray:
+def header_rate_for(cfg: LinkConfig, n_data: int) -> int:
+    """The header code rate (2 or 3) of a frame with n_data data symbols: header_rate_short in a frame
+    shorter than header_split (its copies back to back, no time diversity between them: the stronger
+    code instead, and the overhead goals concern long frames), header_rate otherwise."""
+    return cfg.header_rate_short if cfg.header_split and n_data < cfg.header_split else cfg.header_rate
+
+
+def header_bit_map(cfg: LinkConfig, rate: int | None = None) -> np.ndarray:
     """Which rate-1/3 mother-code bit each air bit of the header carries: int64 [header_repeat * header_len].
 
     Punctured to cfg.header_rate, interleaved, repeated per copy; with header_qpsk two air bits make one
     symbol (in-phase first). The receiver adds the soft values of all air bits of one mother bit."""
     m = HEADER_BITS + 16 + 6
-    sel = (3 * np.arange(m)[:, None] + np.arange(cfg.header_rate)[None, :]).reshape(-1)
+    sel = (3 * np.arange(m)[:, None] + np.arange(rate or cfg.header_rate)[None, :]).reshape(-1)
     return np.tile(sel[interleaver(len(sel))], cfg.header_repeat).astype(np.int64)
 
 
-def header_n_symbols(cfg: LinkConfig) -> int:
+def header_n_symbols(cfg: LinkConfig, rate: int | None = None) -> int:
     """Air symbols of one header copy: 366 / 244 (BPSK, rate 1/3 / 1/2), 183 / 122 with QPSK."""
-    return header_len(cfg.header_rate) // (2 if cfg.header_qpsk else 1)
+    return header_len(rate or cfg.header_rate) // (2 if cfg.header_qpsk else 1)
 
 
 def bits_to_header_symbols(air_bits: np.ndarray, qpsk: bool) -> np.ndarray:
@@ -283,7 +296,8 @@ def bits_to_header_symbols(air_bits: np.ndarray, qpsk: bool) -> np.ndarray:
 
 def header_symbols(hdr: Header, cfg: LinkConfig) -> np.ndarray:
     """The header's air symbols, every copy in order: [header_repeat * header_n_symbols(cfg)]."""
-    return bits_to_header_symbols(conv_encode(hdr.to_bits())[header_bit_map(cfg)], cfg.header_qpsk)
+    rate = header_rate_for(cfg, hdr.n_images * hdr.k)
+    return bits_to_header_symbols(conv_encode(hdr.to_bits())[header_bit_map(cfg, rate)], cfg.header_qpsk)
 
 
 def header_pilot_sequence(n: int) -> np.ndarray:
@@ -345,7 +359,7 @@ def layout(cfg: LinkConfig, n_data: int) -> FrameLayout:
     n_pre = cfg.zc_len * cfg.zc_reps
     t = cfg.train_len
     train1 = slice(n_pre, n_pre + t)
-    n_sym = header_n_symbols(cfg)
+    n_sym = header_n_symbols(cfg, header_rate_for(cfg, n_data))
     split = cfg.header_split
     n_h = n_sym * (1 if split else cfg.header_repeat)
     every = cfg.header_pilot_every or n_h

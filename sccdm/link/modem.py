@@ -36,7 +36,7 @@ from .estimate import (_regressors, block_gains, cfo_from_halves, equalize_fir, 
 from .fec import conv_encode, viterbi_decode
 from .frontend import frontend_ls, image_significant, remove_image
 from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, bits_to_header_symbols, build_frame,
-                      header_bit_map, header_pilot_sequence, header_symbols, layout, pilot_sequence,
+                      header_bit_map, header_pilot_sequence, header_rate_for, header_symbols, layout, pilot_sequence,
                       preamble_symbols, training_symbols)
 from .pulse import matched_filter, rrc_taps, shape
 from .sync import derotate, find_candidates, peak_time, sample_symbols, schmidl_cox
@@ -109,9 +109,10 @@ class _Reject(Exception):
     pass
 
 
-def _coded_symbols(bits: np.ndarray, cfg: LinkConfig) -> np.ndarray:
-    """Header bits (int [HEADER_BITS + 16]) -> their air symbols, every copy (as the transmitter)."""
-    return bits_to_header_symbols(conv_encode(bits)[header_bit_map(cfg)], cfg.header_qpsk)
+def _coded_symbols(bits: np.ndarray, cfg: LinkConfig, hmap: np.ndarray) -> np.ndarray:
+    """Header bits (int [HEADER_BITS + 16]) -> their air symbols, every copy (as the transmitter);
+    hmap: :func:`header_bit_map` of the frame's header rate."""
+    return bits_to_header_symbols(conv_encode(bits)[hmap], cfg.header_qpsk)
 
 
 class Receiver:
@@ -127,9 +128,9 @@ class Receiver:
         self.window = (cfg.zc_reps - 1) * self.lag
         self.d = (cfg.chan_taps - 1) // 2
         self.q = (cfg.eq_taps - 1) // 2
-        self.hmap = header_bit_map(cfg)
-        # where the header copies can lie (see _header_pass)
-        self.hyps = [layout(cfg, 0)] + ([layout(cfg, cfg.header_split)] if cfg.header_split else [])
+        # where the header copies can lie and their code (see _header_pass): (layout, bit map)
+        self.hyps = [(layout(cfg, n), header_bit_map(cfg, header_rate_for(cfg, n)))
+                     for n in ([0, cfg.header_split] if cfg.header_split else [0])]
 
     # ---- helpers -------------------------------------------------------------
     def _mf(self, raw: np.ndarray, a: int, b: int, f: float) -> np.ndarray:
@@ -308,12 +309,12 @@ class Receiver:
         return RxFrame(hdr, y, h, s2, snr_img, float(lin_db(sinr)), float(lin_db(np.sum(np.abs(g) ** 2) / s2)),
                        float(lin_db(snr_rep)), t0, f, eps, g, image_db, dc, fix, 2 * dd + 1)
 
-    def _decode_header(self, soft_sym: np.ndarray) -> Header:
+    def _decode_header(self, soft_sym: np.ndarray, hmap: np.ndarray) -> Header:
         """Gain-weighted header symbols in air order (complex [n_header_symbols], every copy) -> the
         Header; HeaderError when the CRC or the checks fail."""
-        return Header.from_bits(self._header_bits(soft_sym))
+        return Header.from_bits(self._header_bits(soft_sym, hmap))
 
-    def _header_bits(self, soft_sym: np.ndarray) -> np.ndarray:
+    def _header_bits(self, soft_sym: np.ndarray, hmap: np.ndarray) -> np.ndarray:
         """As :meth:`_decode_header`, the Viterbi decision before any check: bits int [HEADER_BITS + 16].
         Every air bit's soft value (in-phase, and quadrature with QPSK; positive = bit 0) adds to its
         mother-code bit: copies combine (maximum ratio: the symbols come weighted by the gain), punctured
@@ -321,7 +322,7 @@ class Receiver:
         z = np.asarray(soft_sym)
         soft = np.stack([z.real, z.imag], axis=1).reshape(-1) if self.cfg.header_qpsk else np.real(z)
         mother = np.zeros(3 * (HEADER_BITS + 16 + 6))
-        np.add.at(mother, self.hmap, soft.astype(np.float64))
+        np.add.at(mother, hmap, soft.astype(np.float64))
         return viterbi_decode(mother, HEADER_BITS + 16)
 
     def _header_pass(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int) -> tuple:
@@ -332,15 +333,17 @@ class Receiver:
         or after header_split data symbols: both places are tried (the CRC decides).
         """
         first = None
-        for lay0 in self.hyps:
+        for lay0, hmap in self.hyps:
             try:
-                return self._header_try(raw, a, t0, f, dd, q, lay0)
+                return self._header_try(raw, a, t0, f, dd, q, lay0, hmap)
             except _Reject as e:
                 first = first or e
         raise first
 
-    def _header_try(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int, lay0) -> tuple:
-        """:meth:`_header_pass` for the header positions of lay0 (a layout of this config)."""
+    def _header_try(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int, lay0,
+                    hmap: np.ndarray) -> tuple:
+        """:meth:`_header_pass` for the header positions of lay0 (a layout of this config) and the code
+        of hmap (:func:`header_bit_map`)."""
         c, sps, n_pt = self.cfg, self.cfg.sps, len(self.ref)
         tr2 = lay0.train2
         # taps from preamble + training 1; the gain over the header from its pilots and the
@@ -367,7 +370,7 @@ class Receiver:
         gap = np.mean(rows2) - np.mean(rows)
         w1, beta1 = mmse_equalizer(g1, s1, 2 * q + 1)
         x[lay0.hpilot_idx] = header_pilot_sequence(len(lay0.hpilot_idx))
-        hdr, w2, err, moving = (self._header_tracked(r, x, lay0, rows, dd, w1, beta1) if len(lay0.hpilot_idx)
+        hdr, w2, err, moving = (self._header_tracked(r, x, lay0, hmap, rows, dd, w1, beta1) if len(lay0.hpilot_idx)
                                 else (None, 0.0, None, False))
         # a still channel whose coarse CFO left turns across the header: the phase of training 2 is
         # known modulo 2 pi and the CRC picks the right turn (low SNR, long header)
@@ -375,7 +378,7 @@ class Receiver:
             w2 = (float(np.angle(c2)) + 2 * np.pi * turn) / gap
             rr = r * np.exp(-1j * w2 * (idx - np.mean(rows)))
             try:
-                hdr = self._decode_header(equalize_fir(rr, w1, lay0.header_idx) / beta1)
+                hdr = self._decode_header(equalize_fir(rr, w1, lay0.header_idx) / beta1, hmap)
                 break
             except HeaderError as e:
                 err = err or e
@@ -386,8 +389,8 @@ class Receiver:
         f += 0.0 if moving else (w_res + w2) / (2 * np.pi * sps)
         return hdr, f, moving
 
-    def _header_tracked(self, r: np.ndarray, x: np.ndarray, lay0, rows: np.ndarray, dd: int, w1: np.ndarray,
-                        beta1: float) -> tuple[Header | None, float, HeaderError | None, bool]:
+    def _header_tracked(self, r: np.ndarray, x: np.ndarray, lay0, hmap: np.ndarray, rows: np.ndarray, dd: int,
+                        w1: np.ndarray, beta1: float) -> tuple[Header | None, float, HeaderError | None, bool]:
         """The header through a channel that may move within it (Doppler).
 
         r: complex [>= hdr_end] symbol-rate samples; x: complex [hdr_end] known symbols (preamble,
@@ -424,7 +427,7 @@ class Receiver:
         for _ in range(3):
             soft = np.conj(a) * v[lay0.header_idx]
             for m in [None] + alone:
-                bits = self._header_bits(soft if m is None else soft * m)
+                bits = self._header_bits(soft if m is None else soft * m, hmap)
                 try:
                     hdr = Header.from_bits(bits)
                     break
@@ -433,7 +436,7 @@ class Receiver:
             if hdr is not None:
                 break
             xd = x.copy()
-            xd[lay0.header_idx] = _coded_symbols(self._header_bits(soft), self.cfg)
+            xd[lay0.header_idx] = _coded_symbols(self._header_bits(soft, hmap), self.cfg, hmap)
             a, _, width = self._copy_gains(v, xd, np.sort(np.concatenate([known, lay0.header_idx])), lay0,
                                            rows[:0], None)
         if hdr is None:
