@@ -68,7 +68,7 @@ class LinkConfig:
     of the coded header (soft-combined: +3 dB per doubling, for links that must
     survive deeper fades); images_per_frame;
     max_eps: largest sample-clock offset tracked; detect_threshold: Schmidl-Cox
-    metric for a candidate (0.03: a preamble faded to about -8 dB SNR is still a candidate; with
+    metric for a candidate (0.03: a preamble faded to about -7 dB SNR is still a candidate; with
     the header's second copy such a frame can survive, and confirmation and CRC reject noise); confirm_threshold: normalised preamble correlation
     to accept one; track: pilot tracking on/off; dc_remove: subtract the
     stream's mean (a receiver's DC offset); iq_correct: estimate and remove
