@@ -39,9 +39,13 @@ from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, bits_to_head
                       header_bit_map, header_pilot_sequence, header_rate_for, header_symbols, layout, pilot_sequence,
                       preamble_symbols, training_symbols)
 from .pulse import matched_filter, rrc_taps, shape
-from .sync import derotate, find_candidates, peak_time, sample_symbols, schmidl_cox
+from .sync import derotate, find_candidates, peak_time, profile_delay, sample_symbols, schmidl_cox
 
 __all__ = ["modulate", "Receiver", "RxFrame", "DemodResult"]
+# delay-spread sizing (see Receiver._size_taps): a tap counts down to -30 dB of the strongest (an echo left
+# out is noise: at -20 dB it cost a 20 dB link 1 to 2 dB on a 15-sample spread) and the MMSE equaliser spans
+# four times the channel's half-length (twice left 1 dB at 20 dB; its cost is a longer FIR, not more pilots)
+_TAP_FLOOR, _EQ_PER_TAP = 1e-3, 4
 
 
 def modulate(frames: list[tuple[np.ndarray, Header]], cfg: LinkConfig) -> tuple[np.ndarray, list[int]]:
@@ -214,33 +218,50 @@ class Receiver:
         t, _, _ = peak_time(mf, self.ref, c.sps, max(lo, 0), lo + self.lag)
         return t + a, f
 
-    def _size_taps(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[int, int]:
-        """Channel and equaliser half-lengths (D, q) for this frame from its measured delay spread.
+    def _size_taps(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[int, int, float]:
+        """Channel and equaliser half-lengths (D, q) and the sampling time for this frame from its
+        measured delay spread.
 
         LS taps over +-(max_chan_taps - 1) / 2 symbols on the preamble + training 1 (coarse CFO, which
         is enough to see where the energy is); the farthest tap above both 10x its estimation noise
-        and -20 dB of the strongest, plus one for the pulse's residue, sets D (never below
-        chan_taps); the equaliser then spans twice the channel (q = 2 D). Fixed sizes when
-        max_chan_taps <= chan_taps.
+        and -30 dB of the strongest, plus one for the pulse's residue, sets D (never below
+        chan_taps); the equaliser then spans four times the channel (q = 4 D). With D above chan_taps
+        the start t0 moves to the sampling phase (t0 + k samples, |k| <= sps / 2) with the best MMSE
+        SINR. Fixed sizes and t0 when max_chan_taps <= chan_taps. Returns (D, q, t0).
         """
         c = self.cfg
         if c.max_chan_taps <= c.chan_taps:
-            return self.d, self.q
+            return self.d, self.q, t0
         d_max = (c.max_chan_taps - 1) // 2
         n_pt = len(self.ref)
         b = int(t0 + (n_pt + d_max + 16) * c.sps) + len(self.taps)
-        if b > len(raw) or n_pt - d_max < 4 * (2 * d_max + 1):
-            return self.d, self.q
-        r = sample_symbols(self._mf(raw, a, b, f), t0 - a, c.sps, np.arange(n_pt + d_max))
+        if b + c.sps > len(raw) or n_pt - d_max < 4 * (2 * d_max + 1):
+            return self.d, self.q, t0
+        mf = self._mf(raw, a, b + c.sps, f)
+        r = sample_symbols(mf, t0 - a, c.sps, np.arange(n_pt + d_max))
         rows = np.arange(0, n_pt - d_max)
         # a DC term beside the taps: a receiver's DC offset would otherwise pose as echoes everywhere
         dc_turn = np.exp(-2j * np.pi * f * c.sps * np.arange(len(r)))
         g, _, _, s = frontend_ls(r, self.ref, rows, d_max, None, dc_turn)
         e = np.abs(g) ** 2
-        strong = np.flatnonzero((e > 10 * s / len(rows)) & (e > 0.01 * e.max()))
+        strong = np.flatnonzero((e > 10 * s / len(rows)) & (e > _TAP_FLOOR * e.max()))
         spread = int(np.max(np.abs(strong - d_max))) + 1 if len(strong) else 0
         dd = min(max(self.d, spread), d_max)
-        return dd, max(self.q, 2 * dd)
+        if dd <= self.d:
+            return dd, max(self.q, 2 * dd), t0
+        q = max(self.q, _EQ_PER_TAP * dd)
+        # a symbol-spaced equaliser depends on where in the symbol it samples: with echoes the correlation
+        # peak need not be the best place (on a 15-sample spread the worst of the 4 phases loses 2 dB
+        # against the best, some frames 5). The quarter-symbol offsets around the peak are tried and
+        # the one whose LS taps promise the highest MMSE SINR kept; a single path never gets here
+        best, t_best = -np.inf, t0
+        for k in range(-(c.sps // 2), c.sps // 2 + 1):
+            rk = sample_symbols(mf, t0 - a + k, c.sps, np.arange(n_pt + d_max))
+            gk, _, _, sk = frontend_ls(rk, self.ref, rows, dd, None, dc_turn)
+            _, beta = mmse_equalizer(gk, sk, 2 * q + 1)
+            if beta > best:
+                best, t_best = beta, t0 + k
+        return dd, q, t_best
 
     def _burst(self, raw: np.ndarray, d: int, p: complex) -> RxFrame:
         c, sps, dd, q = self.cfg, self.cfg.sps, self.d, self.q
@@ -254,7 +275,7 @@ class Receiver:
         if rho < c.confirm_threshold:
             raise _Reject(f"weak preamble correlation {rho:.3f}")
         t0, f = self._resolve_period(raw, a, t + a, f)
-        dd, q = self._size_taps(raw, a, t0, f)
+        dd, q, t0 = self._size_taps(raw, a, t0, f)
         hdr, f, moving = self._header_pass(raw, a, t0, f, dd, q)
 
         # the whole frame, resampled for the clock offset
@@ -268,14 +289,15 @@ class Receiver:
         mff = self._mf(raw, a, b3, f)
         eps = 0.0
         if sps > 1:
-            # the frame start timed on preamble + training 1 (more symbols than the postamble: less jitter)
+            # the channel at the frame start seen on preamble + training 1 (more symbols than the postamble:
+            # less jitter), against the postamble's: their whole correlation profiles aligned, not their
+            # peaks - under multipath each peak may pick a different path (see profile_delay)
             base = int(round(t0 - a))
-            ts, _, _ = peak_time(mff, self.ref, sps, base - 3, base + 3)
             dist = lay.post.start * sps
             span = int(np.ceil(dist * c.max_eps)) + 2
-            tp, rho_p, _ = peak_time(mff, self.train, sps, int(round(ts + dist)) - span, int(round(ts + dist)) + span)
+            shift, rho_p = profile_delay(mff, self.ref, base, self.train, base + dist, sps, (dd + 2) * sps, span)
             if rho_p >= c.confirm_threshold:
-                eps = float(np.clip((tp - ts) / dist - 1.0, -c.max_eps, c.max_eps))
+                eps = float(np.clip(shift / dist, -c.max_eps, c.max_eps))
         idx = np.arange(n_total)
         r = sample_symbols(mff, t0 - a, sps * (1 + eps), idx)
         x = np.zeros(lay.total, dtype=np.complex128)

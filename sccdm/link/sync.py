@@ -93,6 +93,30 @@ def peak_time(mf: np.ndarray, ref: np.ndarray, sps: int, lo: int, hi: int) -> tu
     return t, float(min(rho[i], 1.0)), complex(corr[i])
 
 
+def profile_delay(mf: np.ndarray, ref1: np.ndarray, t1: int, ref2: np.ndarray, t2: int, sps: int, half: int,
+                  span: int) -> tuple[float, float]:
+    """How many samples later than t2 the channel seen by ref2 lies, against the channel seen by ref1 at t1.
+
+    The correlation profiles of ref1 over t1 +- half and of ref2 over t2 +- (half + span) samples
+    (integers) are aligned: the shift (|.| <= span, parabolic refinement) that maximises the magnitude of
+    their complex inner product. With multipath each profile holds every path, and the peak of either
+    alone can sit on a different path of similar strength (a jump of the path spacing, thousands of
+    ppm over a frame); the whole profile moves with the clock. A single path gives the peak's
+    alignment as before. Returns (shift in samples, rho of ref2 at its best start: see :func:`correlate`).
+    """
+    c1, _ = correlate(mf, ref1, sps, t1 + np.arange(-half, half + 1))
+    c2, rho2 = correlate(mf, ref2, sps, t2 + np.arange(-half - span, half + span + 1))
+    m = np.array([abs(np.vdot(c1, c2[j:j + 2 * half + 1])) for j in range(2 * span + 1)])
+    i = int(np.argmax(m))
+    d = float(i - span)
+    if 0 < i < len(m) - 1:
+        y0, y1, y2 = m[i - 1:i + 2]
+        den = y0 - 2 * y1 + y2
+        if den < 0:
+            d += float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+    return d, float(rho2.max())
+
+
 def derotate(x: np.ndarray, f: float, n0: int = 0) -> np.ndarray:
     """Remove a frequency offset f (cycles per sample): x[n] * exp(-j 2 pi f (n0 + n))."""
     return x * np.exp(-2j * np.pi * f * (n0 + np.arange(len(x))))
