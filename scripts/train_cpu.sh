@@ -28,3 +28,13 @@ sccdm train refine2 --preset cpu --data data --codec runs/codec-cpu-awgn-snap --
 # DeepJSCC: the H100 run (70 s, still rising) continued on the CPU with batch 64
 sccdm train deepjscc --preset paper --data data --init runs/deepjscc-paper-awgn-gpu --channel awgn --minutes 48 \
   --batch 64 --lr 2e-4 --warmup 0.02 --threads "$T" --val 1000 --val-every 1000 --out runs/deepjscc-paper-awgn-cpuft
+
+# --- 2026-11-26/27: the Rayleigh models (sc-cdm-cpu-rayleigh) ---------------------------------------
+# (runs/codec-cpu-awgn-final: the shipped sc-cdm-cpu codec)
+sccdm train codec --preset cpu --data data --init runs/codec-cpu-awgn-final --channel rayleigh --minutes 28 \
+  --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/codec-cpu-rayleigh
+# its own refiner (2026-11-27): sc-cdm-cpu's refiner, stage 1 then stage 2 on this codec's Rayleigh outputs
+sccdm train refine1 --preset cpu --data data --codec runs/codec-cpu-rayleigh --init runs/refine2-cpu-v2 \
+  --channel rayleigh --minutes 50 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine1-cpu-rayleigh
+sccdm train refine2 --preset cpu --data data --codec runs/codec-cpu-rayleigh --init runs/refine1-cpu-rayleigh \
+  --channel rayleigh --minutes 15 --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine2-cpu-rayleigh
