@@ -75,7 +75,10 @@ VARIANTS = {"default": {}, "robust": {"header_split": 0, "header_rate": 3, "head
             "old-framing": {**_OLD, "pilot_len": 4, "header_pilot_every": 0},
             # 16 images per frame (the overhead goal's case): the copies lie about 1200 symbols apart
             "16-per-frame": {"images_per_frame": 16}, "16-single-1/2": {**_SINGLE, "images_per_frame": 16},
-            "16-old-default": {**_OLD, "images_per_frame": 16}}
+            "16-old-default": {**_OLD, "images_per_frame": 16},
+            # without the retry of a missing frame where its neighbours put it (predict_missing, the default)
+            "no-predict": {"predict_missing": False},
+            "16-no-predict": {"images_per_frame": 16, "predict_missing": False}}
 # receiver front-end impairments added after the noise (sccdm.link.frontend): DC offset, IQ imbalance
 IMPAIRMENTS = {"none": {}, "dc": {"dc": 0.2}, "iq": {"iq_mag_db": 1.0, "iq_phase_deg": 5.0},
                "dc+iq": {"dc": 0.2, "iq_mag_db": 1.0, "iq_phase_deg": 5.0},

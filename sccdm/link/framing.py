@@ -85,6 +85,13 @@ class LinkConfig:
     pilots) with the copies about 1200 symbols (4800 samples at sps 4) apart in frames of at least
     1024 data symbols (see benchmarks/results/csi-doppler-16.md for what that buys under Doppler).
 
+    ``predict_missing`` (receiver only, default on): where the frame after a found one (or before the
+    first) was not found - its preamble faded below detection, or its header failed with the CFO and
+    timing taken from a faded preamble - try it again at the start it must have in a burst of
+    back-to-back frames, with its neighbour's CFO; confirmation and the header CRC still decide. It
+    changes nothing on the air (fD Ts 1e-4: 19 -> 16 of 256 one-image frames lost at 5 dB, 5 -> 3 at
+    10 dB; see deploy/gnuradio/README.md).
+
     Delay spread: ``chan_taps`` (default 7) is the channel length the
     receiver models, centred on the timing peak, so echoes up to +-(chan_taps
     - 1) / 2 = 3 symbols (12 samples at sps 4) are equalised; beyond that they
@@ -122,6 +129,7 @@ class LinkConfig:
     header_qpsk: bool = True
     header_split: int = 1024
     header_rate_short: int = 3
+    predict_missing: bool = True
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:

@@ -171,6 +171,7 @@ class Receiver:
         cands = find_candidates(metric, self.cfg.detect_threshold, self.lag)
         res = DemodResult([], len(cands), [], len(raw))
         free = 0
+        offs = []
         for d in cands:
             if d < free:
                 continue
@@ -180,9 +181,44 @@ class Receiver:
                 res.rejected.append({"at": int(d), "reason": str(e)})
                 continue
             res.frames.append(fr)
+            offs.append(d - fr.start)
             lay = layout(self.cfg, fr.header.n_images * fr.header.k)
             free = int(fr.start + (lay.total - 2 * self.cfg.train_len) * self.cfg.sps)
+        if self.cfg.predict_missing and res.frames:
+            self._fill_gaps(raw, res, float(np.median(offs)))
         return res
+
+    def _frame_step(self, fr: RxFrame) -> float:
+        """Samples from fr's start to the start of a frame sent right after it (modulate: the shaped frame,
+        then the guard), at the receiver's clock."""
+        c = self.cfg
+        n = layout(c, fr.header.n_images * fr.header.k).total
+        return ((n + c.guard) * c.sps + (len(self.taps) - 1 if c.sps > 1 else 0)) * (1 + fr.eps)
+
+    def _fill_gaps(self, raw: np.ndarray, res: DemodResult, off: float) -> None:
+        """predict_missing: frames of a burst follow each other at a known step, so where the frame after a
+        found one (or before the first) was not detected - its preamble in a fade below the detection
+        threshold - the receiver tries it where it must lie, with its neighbour's CFO (the same radios);
+        confirmation and the header CRC still decide. off: the detection sample minus the start, as found."""
+        frames = sorted(res.frames, key=lambda fr: fr.start)
+        tol = self.lag / 2
+        todo = [(fr, +1) for fr in frames] + [(frames[0], -1)]
+        while todo:
+            fr, way = todo.pop()
+            t = fr.start + way * self._frame_step(fr)
+            if t < 0 or t + self._frame_step(fr) > len(raw) or any(abs(g.start - t) < tol for g in frames):
+                continue
+            pc = np.exp(2j * np.pi * fr.cfo * self.lag)
+            try:
+                new = self._burst(raw, int(round(t + off)), pc)
+            except _Reject as e:
+                res.rejected.append({"at": int(round(t + off)), "reason": f"predicted: {e}"})
+                continue
+            if any(abs(g.start - new.start) < tol for g in frames):
+                continue
+            frames.append(new)
+            todo.append((new, way))
+        res.frames[:] = sorted(frames, key=lambda fr: fr.start)
 
     # ---- one burst -----------------------------------------------------------
     def _resolve_period(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[float, float]:
