@@ -18,7 +18,8 @@ Link variants (--variants): ``default`` (LinkConfig()), ``robust`` (four QPSK
 header copies at rate 1/3 back to back: 366 more symbols per frame, frames
 survive about 3 dB deeper fades), ``uncorrected`` (no DC / IQ correction in the receiver);
 see VARIANTS for the header ones (``single-1/2``, ``old-default``, ``16-*``:
-16 images per frame).
+16 images per frame) and ``no-predict`` / ``16-no-predict`` (without the retry of a missing frame where
+its neighbours put it, LinkConfig.predict_missing).
 
 Front-end impairments (--impairments, added after the noise): ``none``, ``dc``
 (0.2 DC offset), ``iq`` (1 dB / 5 deg IQ imbalance, iqbal_gen's receiver
