@@ -43,7 +43,9 @@ import numpy as np
 from .fec import bits_to_int, conv_encode, crc16, int_to_bits, interleaver
 
 __all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "preamble_symbols",
-           "training_symbols", "header_symbols", "header_len", "header_bit_map", "header_n_symbols", "header_rate_for", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id", "HEADER_FIELDS"]
+           "training_symbols", "header_symbols", "coded_header_symbols", "header_len", "header_bit_map",
+           "header_n_symbols", "header_rate_for", "header_pilot_sequence", "build_frame", "MODEL_IDS", "model_id",
+           "HEADER_FIELDS"]
 
 MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4,
              "sc-cdm-cpu-rayleigh": 5, "deepjscc-paper-rayleigh": 6, "sc-cdm-paper-photo": 7,
@@ -302,10 +304,16 @@ def bits_to_header_symbols(air_bits: np.ndarray, qpsk: bool) -> np.ndarray:
     return (s[0::2] + 1j * s[1::2]) / np.sqrt(2.0) if qpsk else s
 
 
+def coded_header_symbols(bits: np.ndarray, cfg: LinkConfig, hmap: np.ndarray) -> np.ndarray:
+    """Header bits (int [HEADER_BITS + 16], CRC included) -> their air symbols, every copy in order;
+    hmap: :func:`header_bit_map` of the frame's header rate. The receiver re-encodes its decisions with it."""
+    return bits_to_header_symbols(conv_encode(bits)[hmap], cfg.header_qpsk)
+
+
 def header_symbols(hdr: Header, cfg: LinkConfig) -> np.ndarray:
     """The header's air symbols, every copy in order: [header_repeat * header_n_symbols(cfg)]."""
     rate = header_rate_for(cfg, hdr.n_images * hdr.k)
-    return bits_to_header_symbols(conv_encode(hdr.to_bits())[header_bit_map(cfg, rate)], cfg.header_qpsk)
+    return coded_header_symbols(hdr.to_bits(), cfg, header_bit_map(cfg, rate))
 
 
 def header_pilot_sequence(n: int) -> np.ndarray:

@@ -33,9 +33,9 @@ from scipy.stats import gamma
 
 from .estimate import (_regressors, block_gains, cfo_from_halves, equalize_fir, lin_db, ls_channel, mmse_equalizer,
                        smooth_gain, snr_from_repeat)
-from .fec import conv_encode, viterbi_decode
+from .fec import viterbi_decode
 from .frontend import frontend_ls, image_significant, remove_image
-from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, bits_to_header_symbols, build_frame,
+from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, coded_header_symbols,
                       header_bit_map, header_pilot_sequence, header_rate_for, header_symbols, layout, pilot_sequence,
                       preamble_symbols, training_symbols)
 from .pulse import matched_filter, rrc_taps, shape
@@ -111,12 +111,6 @@ class DemodResult:
 
 class _Reject(Exception):
     pass
-
-
-def _coded_symbols(bits: np.ndarray, cfg: LinkConfig, hmap: np.ndarray) -> np.ndarray:
-    """Header bits (int [HEADER_BITS + 16]) -> their air symbols, every copy (as the transmitter);
-    hmap: :func:`header_bit_map` of the frame's header rate."""
-    return bits_to_header_symbols(conv_encode(bits)[hmap], cfg.header_qpsk)
 
 
 class Receiver:
@@ -494,7 +488,7 @@ class Receiver:
             if hdr is not None:
                 break
             xd = x.copy()
-            xd[lay0.header_idx] = _coded_symbols(self._header_bits(soft, hmap), self.cfg, hmap)
+            xd[lay0.header_idx] = coded_header_symbols(self._header_bits(soft, hmap), self.cfg, hmap)
             a, _, width = self._copy_gains(v, xd, np.sort(np.concatenate([known, lay0.header_idx])), lay0,
                                            rows[:0], None)
         if hdr is None:
