@@ -15,6 +15,10 @@
 #                                     `docker import`ed
 #   5. the torch wheel the host's pip would install is linked into deploy/docker/wheels/
 #      (the images' TORCH_INDEX_URL=local), so no build needs a torch index.
+#   6. every rebuild leaves the previous sccdm images untagged (1.6-2 GB each) and the build
+#      cache grows without bound: untagged images labelled sccdm are removed (build-stage
+#      ones, the classic builder's cache, after 12 h) and the BuildKit cache is trimmed to $SCCDM_BUILD_CACHE_KEEP (default 6GB). A CI machine that rebuilt
+#      the stack for a day ran out of disk (ENOSPC in pip) before this step existed.
 #
 # At the end it writes deploy/docker/engine.env: the SCCDM_* build settings compose and
 # `sccdm stack up --docker` read (source it, or `docker compose --env-file deploy/docker/engine.env`).
@@ -202,6 +206,17 @@ if [ -z "$TORCH_INDEX" ]; then
     fi
   fi
 fi
+
+# ---------------------------------------------------------------- 6. disk
+t=$(date +%s)
+docker image prune -f --filter "label=org.opencontainers.image.title=sccdm" >/dev/null 2>&1 || true
+docker image prune -f --filter "label=org.opencontainers.image.title=sccdm-gnuradio" >/dev/null 2>&1 || true
+# build-stage leftovers are the classic builder's cache: kept for half a day
+docker image prune -f --filter "label=org.opencontainers.image.title=sccdm-build" --filter until=12h >/dev/null 2>&1 || true
+docker builder prune -f --keep-storage "${SCCDM_BUILD_CACHE_KEEP:-6GB}" >/dev/null 2>&1 || true
+free_gb=$(df -Pk /var/lib/docker 2>/dev/null | awk 'NR==2 {print int($4/1048576)}')
+took "untagged sccdm images and build cache beyond ${SCCDM_BUILD_CACHE_KEEP:-6GB} removed; ${free_gb:-?} GB free" "$t"
+[ "${free_gb:-99}" -ge 8 ] || say "WARNING: ${free_gb} GB free under /var/lib/docker; an image build needs about 8 GB"
 
 cat >"$ENV_FILE" <<EOF
 # written by deploy/engine.sh: the build settings of this host (docker compose --env-file $ENV_FILE ...)
