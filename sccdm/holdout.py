@@ -29,8 +29,9 @@ def _psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
 @torch.no_grad()
 def holdout_metrics(stage: str, model: torch.nn.Module, images: torch.Tensor, channel: str,
                     codec: torch.nn.Module | None = None, batch: int = 500, seed: int = 1234,
-                    amp: torch.dtype | None = None) -> dict:
+                    amp: torch.dtype | None = None, fading: str = "block") -> dict:
     """images: float [N, 3, H, W] on the model's device. Returns mean PSNRs (dB) over HOLDOUT_SNRS.
+    fading: of a ``rayleigh`` channel, ``block`` or ``fast``.
 
     codec / deepjscc: ``{"val_psnr_db"}``; refine1: NSF, refined with the teacher's prior and
     with a swapped prior; refine2 (and the served path): NSF, refined with the diffusion prior,
@@ -40,7 +41,7 @@ def holdout_metrics(stage: str, model: torch.nn.Module, images: torch.Tensor, ch
     model.eval()
     dev = images.device
     kind = "rayleigh" if channel == "rayleigh" else "awgn"
-    cfg = ChannelConfig(kind=kind, fading="block", csi="mmse")
+    cfg = ChannelConfig(kind=kind, fading=fading if kind == "rayleigh" else "block", csi="mmse")
     sums: dict[str, float] = {}
     n = 0
     gen = torch.Generator(device=dev).manual_seed(seed)

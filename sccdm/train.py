@@ -82,6 +82,9 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
                    help="awgn, rayleigh (block, MMSE) or mixed (1/3 Rayleigh); default mixed")
     p.add_argument("--rayleigh-share", type=float, default=None, help="share of Rayleigh batches (overrides --channel)")
+    p.add_argument("--fading", choices=["block", "fast"], default="block",
+                   help="Rayleigh batches: one h per image (block) or per symbol (fast: what OFDM makes of a "
+                        "delay spread); validation follows")
     p.add_argument("--stage2", choices=["frozen", "joint", "anchored", "co"], default="frozen",
                    help="refine2: N2 frozen; trained on the diffusion prior (joint); trained on both the "
                         "diffusion and the teacher prior (anchored); or everything trained together with the "
@@ -159,9 +162,9 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     return model, {"kind": "refiner", "preset": preset, **cfg.to_dict()}, codec
 
 
-def _channel_for_batch(gen: torch.Generator, share: float) -> ChannelConfig:
+def _channel_for_batch(gen: torch.Generator, share: float, fading: str = "block") -> ChannelConfig:
     if share > 0 and torch.rand((), generator=gen, device=gen.device) < share:
-        return ChannelConfig(kind="rayleigh", fading="block", csi="mmse")
+        return ChannelConfig(kind="rayleigh", fading=fading, csi="mmse")
     return ChannelConfig(kind="awgn")
 
 
@@ -277,7 +280,7 @@ class _Trainer:
         args = self.args
         b = x.shape[0]
         snr = args.snr_min + (args.snr_max - args.snr_min) * torch.rand(b, generator=self.gen, device=self.device)
-        chan = _channel_for_batch(self.gen, self.share)
+        chan = _channel_for_batch(self.gen, self.share, self.args.fading)
         with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
             if args.stage in ("codec", "deepjscc"):
                 return F.mse_loss(self.fwd(x, snr, chan, self.gen, self._draw_rate(self.model)).float(), x)
@@ -321,7 +324,8 @@ class _Trainer:
 
 def _validate(tr: _Trainer, images) -> dict:
     from .holdout import holdout_metrics
-    return holdout_metrics(tr.args.stage, tr.model, images, tr.args.channel or "awgn", tr.codec, amp=tr.amp)
+    return holdout_metrics(tr.args.stage, tr.model, images, tr.args.channel or "awgn", tr.codec, amp=tr.amp,
+                           fading=tr.args.fading)
 
 
 def run(args) -> Path:
