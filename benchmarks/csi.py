@@ -19,7 +19,8 @@ header copies at rate 1/3 back to back: 366 more symbols per frame, frames
 survive about 3 dB deeper fades), ``uncorrected`` (no DC / IQ correction in the receiver);
 see VARIANTS for the header ones (``single-1/2``, ``old-default``, ``16-*``:
 16 images per frame) and ``no-predict`` / ``16-no-predict`` (without the retry of a missing frame where
-its neighbours put it, LinkConfig.predict_missing).
+its neighbours put it, LinkConfig.predict_missing), ``no-header-predict`` / ``16-no-header-predict`` (without
+the header its neighbours predict for a frame whose own header fails, LinkConfig.predict_header).
 
 Front-end impairments (--impairments, added after the noise): ``none``, ``dc``
 (0.2 DC offset), ``iq`` (1 dB / 5 deg IQ imbalance, iqbal_gen's receiver
@@ -79,7 +80,11 @@ VARIANTS = {"default": {}, "robust": {"header_split": 0, "header_rate": 3, "head
             "16-old-default": {**_OLD, "images_per_frame": 16},
             # without the retry of a missing frame where its neighbours put it (predict_missing, the default)
             "no-predict": {"predict_missing": False},
-            "16-no-predict": {"images_per_frame": 16, "predict_missing": False}}
+            "16-no-predict": {"images_per_frame": 16, "predict_missing": False},
+            # without the data-aided header prediction (predict_header, the default): a slot whose header
+            # fails its CRC is lost, as before it
+            "no-header-predict": {"predict_header": False},
+            "16-no-header-predict": {"images_per_frame": 16, "predict_header": False}}
 # receiver front-end impairments added after the noise (sccdm.link.frontend): DC offset, IQ imbalance
 IMPAIRMENTS = {"none": {}, "dc": {"dc": 0.2}, "iq": {"iq_mag_db": 1.0, "iq_phase_deg": 5.0},
                "dc+iq": {"dc": 0.2, "iq_mag_db": 1.0, "iq_phase_deg": 5.0},

@@ -71,9 +71,13 @@ def test_corrupted_header_is_rejected_not_misread():
         parts += [gap, shape(x, cfg.sps, taps)]
     stream = np.concatenate(parts + [gap])
     stream = stream + _noise(len(stream), 20, rng)
-    res = Receiver(cfg).demodulate(stream)
+    # the CRC path alone (predict_header off): the header is rejected, never misread
+    res = Receiver(LinkConfig(predict_header=False)).demodulate(stream)
     assert [f.header.frame_id for f in res.frames] == [0, 2]
     assert any("header" in r["reason"] for r in res.rejected), res.rejected
+    # with it (the default) the frame between 0 and 2 is taken with the header they predict, and flagged
+    res = Receiver(cfg).demodulate(stream)
+    assert [(f.header.frame_id, f.header_predicted) for f in res.frames] == [(0, False), (1, True), (2, False)]
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 5.0, 10.0, 15.0, 20.0])

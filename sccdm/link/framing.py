@@ -94,6 +94,17 @@ class LinkConfig:
     changes nothing on the air (fD Ts 1e-4: 19 -> 16 of 256 one-image frames lost at 5 dB, 5 -> 3 at
     10 dB; see deploy/gnuradio/README.md).
 
+    ``predict_header`` (receiver only, default on, needs predict_missing): where a frame at its predicted
+    place fails its header CRC too (the whole frame in a deep fade), the header its neighbour predicts
+    (frame_id +-1, the same k and geometry, n_images the same or fewer after it) is re-encoded and
+    matched against the received header symbols, weighted by the gain measured on the known symbols
+    around them (:mod:`sccdm.link.predict`). The frame is taken with that header, flagged
+    RxFrame.header_predicted, when the match statistic Z (about N(0, 1) on noise) reaches
+    ``predict_header_z`` (default 4.5: a false accept on noise of 3.4e-6 per candidate) and no nearby
+    frame_id or other code word explains the symbols better. The slots before every found frame are tried
+    too, so a run of lost frames is reached from both ends. Nothing changes on the air (fD Ts 1e-4, 5 dB:
+    16 -> 2 of 256 one-image frames lost; see benchmarks/results/csi-header-predict.md).
+
     Delay spread: ``chan_taps`` (default 7) is the channel length the
     receiver models, centred on the timing peak, so echoes up to +-(chan_taps
     - 1) / 2 = 3 symbols (12 samples at sps 4) are equalised; beyond that they
@@ -132,6 +143,8 @@ class LinkConfig:
     header_split: int = 1024
     header_rate_short: int = 3
     predict_missing: bool = True
+    predict_header: bool = True
+    predict_header_z: float = 4.5
 
     def validate(self) -> "LinkConfig":
         if self.sps < 1 or self.sps > 16:
@@ -158,6 +171,9 @@ class LinkConfig:
                              f"{self.header_rate} and {self.header_rate_short}")
         if self.header_pilot_every < 0:
             raise ValueError(f"header_pilot_every must be >= 0, got {self.header_pilot_every}")
+        if not np.isfinite(self.predict_header_z) or self.predict_header_z < 3:
+            raise ValueError(f"predict_header_z must be >= 3 (a false accept of 1e-3 per candidate), got "
+                             f"{self.predict_header_z}")
         if self.header_split and (self.header_split < 0 or self.header_split % self.pilot_every
                                   or self.header_repeat != 2):
             raise ValueError(f"header_split must be 0 or a multiple of pilot_every ({self.pilot_every}) with "

@@ -38,6 +38,7 @@ from .frontend import frontend_ls, image_significant, remove_image
 from .framing import (HEADER_BITS, Header, HeaderError, LinkConfig, build_frame, coded_header_symbols,
                       header_bit_map, header_pilot_sequence, header_rate_for, header_symbols, layout, pilot_sequence,
                       preamble_symbols, training_symbols)
+from .predict import header_candidates, header_soft, match_header
 from .pulse import matched_filter, rrc_taps, shape
 from .sync import derotate, find_candidates, peak_time, profile_delay, sample_symbols, schmidl_cox
 
@@ -97,6 +98,7 @@ class RxFrame:
     dc: complex = 0j
     fix: tuple = (0j, 0j)        # (DC, image coefficient w) of the raw stream, 0 where not significant
     chan_taps: int = 0           # channel taps modelled for this frame (2D + 1, from its delay spread)
+    header_predicted: bool = False   # its header failed; taken from its neighbours (LinkConfig.predict_header)
 
 
 @dataclass
@@ -189,30 +191,93 @@ class Receiver:
         n = layout(c, fr.header.n_images * fr.header.k).total
         return ((n + c.guard) * c.sps + (len(self.taps) - 1 if c.sps > 1 else 0)) * (1 + fr.eps)
 
+    def _frame_span(self, fr: RxFrame) -> float:
+        """Samples a frame like fr takes from its start (matched-filter time) to the end of its shaped
+        symbols: :meth:`_frame_step` without the guard."""
+        c = self.cfg
+        return self._frame_step(fr) - c.guard * c.sps * (1 + fr.eps)
+
     def _fill_gaps(self, raw: np.ndarray, res: DemodResult, off: float) -> None:
         """predict_missing: frames of a burst follow each other at a known step, so where the frame after a
         found one (or before the first) was not detected - its preamble in a fade below the detection
         threshold - the receiver tries it where it must lie, with its neighbour's CFO (the same radios);
-        confirmation and the header CRC still decide. off: the detection sample minus the start, as found."""
+        confirmation and the header CRC still decide. off: the detection sample minus the start, as found.
+        With predict_header, a slot whose header fails is tested against the header its neighbour predicts
+        (:meth:`_predicted_frame`), and the slots before every found frame are tried too: a run of lost
+        frames is then reached from both ends."""
         frames = sorted(res.frames, key=lambda fr: fr.start)
         tol = self.lag / 2
-        todo = [(fr, +1) for fr in frames] + [(frames[0], -1)]
+        ways = (+1, -1) if self.cfg.predict_header else (+1,)
+        todo = [(fr, w) for fr in frames for w in ways]
+        if not self.cfg.predict_header:
+            todo.append((frames[0], -1))
+        tried: list[float] = []
         while todo:
             fr, way = todo.pop()
             t = fr.start + way * self._frame_step(fr)
-            if t < 0 or t + self._frame_step(fr) > len(raw) or any(abs(g.start - t) < tol for g in frames):
+            # the frame must fit (the last one of a stream has only the guard after it, no next frame's step)
+            if (t < 0 or t + self._frame_span(fr) > len(raw) or any(abs(g.start - t) < tol for g in frames)
+                    or any(abs(s - t) < tol for s in tried)):
                 continue
-            pc = np.exp(2j * np.pi * fr.cfo * self.lag)
-            try:
-                new = self._burst(raw, int(round(t + off)), pc)
-            except _Reject as e:
-                res.rejected.append({"at": int(round(t + off)), "reason": f"predicted: {e}"})
-                continue
-            if any(abs(g.start - new.start) < tol for g in frames):
+            tried.append(t)
+            new = self._retry(raw, t, off, fr, way, res.rejected, lambda x: any(abs(g.start - x) < tol for g in frames))
+            if new is None:
                 continue
             frames.append(new)
             todo.append((new, way))
         res.frames[:] = sorted(frames, key=lambda fr: fr.start)
+
+    def _retry(self, raw: np.ndarray, t: float, off: float, nb: RxFrame, way: int, rejected: list,
+               taken) -> RxFrame | None:
+        """The frame at start t (matched-filter time) next to nb (way +-1), found as any other with nb's CFO,
+        else (predict_header) with the header nb predicts; None where neither holds (reasons in rejected).
+        taken(start): is there a frame found at that start already (the search near t can lock on one)."""
+        at = int(round(t + off))
+        try:
+            fr = self._burst(raw, at, np.exp(2j * np.pi * nb.cfo * self.lag))
+            if not taken(fr.start):
+                return fr
+            rejected.append({"at": at, "reason": "predicted: a frame found already"})
+        except _Reject as e:
+            rejected.append({"at": at, "reason": f"predicted: {e}"})
+        if not self.cfg.predict_header:
+            return None
+        try:
+            return self._predicted_frame(raw, t, nb, way)
+        except _Reject as e:
+            rejected.append({"at": at, "reason": f"header prediction: {e}", "z": getattr(e, "z", None)})
+        return None
+
+    def _predicted_frame(self, raw: np.ndarray, t0: float, nb: RxFrame, way: int) -> RxFrame:
+        """predict_header: the frame at start t0 next to nb (way +-1) with the header nb predicts, when the
+        received header symbols match it (:class:`sccdm.link.predict.HeaderMatch`; the best of the
+        candidates); decoded with nb's CFO, clock offset and channel length, the gain tracked as
+        moving (the frame lies in a fade: its own CFO and front-end estimates would be noise)."""
+        c, sps = self.cfg, self.cfg.sps
+        cands = header_candidates(nb.header, way, c.images_per_frame)
+        a = max(0, int(t0) - 4 * sps)
+        n_max = max(layout(c, h.n_images * h.k).total for h in cands)
+        b = min(len(raw), int(t0 + (n_max + 8) * sps * (1 + abs(nb.eps))) + len(self.taps))
+        mf = self._mf(raw, a, b, nb.cfo)
+        best = None
+        for hdr in cands:
+            lay = layout(c, hdr.n_images * hdr.k)
+            if t0 - a + (lay.total + 2) * sps * (1 + abs(nb.eps)) > len(mf):
+                continue
+            soft = header_soft(sample_symbols(mf, t0 - a, sps * (1 + nb.eps), np.arange(lay.total)), c, lay)
+            m = match_header(soft, c, lay, hdr)
+            if best is None or m.z > best.z:
+                best = m
+        why = "truncated" if best is None else best.reject_reason(c.predict_header_z)
+        if why:
+            e = _Reject(why)
+            e.z = None if best is None else round(best.z, 2)
+            raise e
+        dd = max((nb.chan_taps - 1) // 2, self.d) if nb.chan_taps else self.d
+        q = max(self.q, 2 * dd) if dd <= self.d else max(self.q, _EQ_PER_TAP * dd)
+        fr = self._frame(raw, a, t0, nb.cfo, dd, q, best.hdr, True, nb.eps)
+        fr.header_predicted = True
+        return fr
 
     # ---- one burst -----------------------------------------------------------
     def _resolve_period(self, raw: np.ndarray, a: int, t0: float, f: float) -> tuple[float, float]:
@@ -307,7 +372,15 @@ class Receiver:
         t0, f = self._resolve_period(raw, a, t + a, f)
         dd, q, t0 = self._size_taps(raw, a, t0, f)
         hdr, f, moving = self._header_pass(raw, a, t0, f, dd, q)
+        return self._frame(raw, a, t0, f, dd, q, hdr, moving)
 
+    def _frame(self, raw: np.ndarray, a: int, t0: float, f: float, dd: int, q: int, hdr: Header, moving: bool,
+               eps: float | None = None) -> RxFrame:
+        """The frame of header hdr starting at sample t0 (matched-filter time) of raw, the matched filter run
+        from sample a <= t0 with CFO f (cycles per sample); dd / q: channel and equaliser half-lengths;
+        moving: the channel moves within the frame (no CFO from the trainings' halves, no front-end
+        correction); eps: the sample-clock offset, measured on the postamble when None."""
+        c, sps, n_pt = self.cfg, self.cfg.sps, len(self.ref)
         # the whole frame, resampled for the clock offset
         lay = layout(c, hdr.n_images * hdr.k)
         n_total = lay.total + q + dd
@@ -317,8 +390,7 @@ class Receiver:
         if int(t0 + (n_total + 16) * sps) + len(self.taps) > len(raw):
             raise _Reject("truncated frame")
         mff = self._mf(raw, a, b3, f)
-        eps = 0.0
-        if sps > 1:
+        if eps is None and sps > 1:
             # the channel at the frame start seen on preamble + training 1 (more symbols than the postamble:
             # less jitter), against the postamble's: their whole correlation profiles aligned, not their
             # peaks - under multipath each peak may pick a different path (see profile_delay)
@@ -326,8 +398,8 @@ class Receiver:
             dist = lay.post.start * sps
             span = int(np.ceil(dist * c.max_eps)) + 2
             shift, rho_p = profile_delay(mff, self.ref, base, self.train, base + dist, sps, (dd + 2) * sps, span)
-            if rho_p >= c.confirm_threshold:
-                eps = float(np.clip(shift / dist, -c.max_eps, c.max_eps))
+            eps = float(np.clip(shift / dist, -c.max_eps, c.max_eps)) if rho_p >= c.confirm_threshold else 0.0
+        eps = eps or 0.0
         idx = np.arange(n_total)
         r = sample_symbols(mff, t0 - a, sps * (1 + eps), idx)
         x = np.zeros(lay.total, dtype=np.complex128)

@@ -114,14 +114,16 @@ def _as_numpy(symbols) -> np.ndarray:
     return z.astype(np.complex128)
 
 
-def _link_status(got: np.ndarray, n_frames: int, n_seen: int, dem: DemodResult) -> str:
-    """One line for people: how many images and frames arrived, and why the others did not."""
+def _link_status(got: np.ndarray, n_frames: int, n_seen: int, dem: DemodResult, n_pred: int = 0) -> str:
+    """One line for people: how many images and frames arrived, and why the others did not; n_pred: frames
+    taken with a predicted header (LinkConfig.predict_header), counted as decoded."""
     lost = int((~got).sum())
+    pred = f" ({n_pred} with a predicted header)" if n_pred else ""
     if lost == 0:
-        return f"ok: {n_frames} of {n_frames} frames decoded"
+        return f"ok: {n_frames} of {n_frames} frames decoded{pred}"
     why = sorted({r["reason"].split(" 0.")[0] for r in dem.rejected}) or ["burst not detected"]
     return (f"{lost} of {len(got)} images lost: {n_frames - n_seen} of {n_frames} frames not decoded "
-            f"({dem.candidates} detection candidates; {'; '.join(why)})")
+            f"({dem.candidates} detection candidates; {'; '.join(why)}){pred}")
 
 
 def _rows_to_images(plan: TxPlan, y, h, mask, nv, snr, got):
@@ -203,7 +205,7 @@ class LinkSession:
         snr = np.zeros(b)
         got = np.zeros(b, dtype=bool)
         info = {"cfo": [], "eps": [], "snr_in_db": [], "snr_rep_db": [], "sinr_db": [], "start": [], "image_db": [], "chan_taps": []}
-        seen, frame_ids, dc_est = set(), [], []
+        seen, frame_ids, dc_est, predicted, n_pred = set(), [], [], np.zeros(b, dtype=bool), 0
         for fr in dem.frames:
             j = (fr.header.frame_id - plan.first_id) & 0xFFFF
             if j >= len(plan.frames) or j in seen:
@@ -214,6 +216,8 @@ class LinkSession:
             seen.add(j)
             y[i0:i0 + n], h[i0:i0 + n] = fr.y, fr.h
             nv[i0:i0 + n], snr[i0:i0 + n], got[i0:i0 + n] = fr.noise_var, fr.snr_db, True
+            predicted[i0:i0 + n] = fr.header_predicted
+            n_pred += int(fr.header_predicted)
             for key in info:
                 info[key].append(round(float(getattr(fr, key)), 7))
             frame_ids.append(int(fr.header.frame_id))
@@ -233,6 +237,7 @@ class LinkSession:
         elif csi == "none":
             h_out = None
         y, h_out, mask, nv, snr, got = _rows_to_images(plan, y, h_out, mask, nv, snr, got)
+        predicted = predicted.reshape(plan.batch, plan.segments).any(axis=1)
         b, k = plan.batch, plan.k
         if chan.erasure_prob > 0:
             lost = torch.rand(b, k, generator=generator).numpy() < chan.erasure_prob
@@ -244,7 +249,11 @@ class LinkSession:
         extras = {
             "link": source, "frames": len(plan.frames), "frames_received": len(seen),
             "lost_images": [int(i) for i in np.flatnonzero(~got)], "image_status": status,
-            "link_status": _link_status(got, len(plan.frames), len(seen), dem), "segments_per_image": plan.segments,
+            # images whose frame came with a predicted header (not lost: decoded on a header taken from its
+            # neighbours, LinkConfig.predict_header; its symbols lay in a deep fade)
+            "header_predicted_images": [int(i) for i in np.flatnonzero(predicted)],
+            "link_status": _link_status(got, len(plan.frames), len(seen), dem, n_pred),
+            "segments_per_image": plan.segments,
             "overhead_symbols": int(sum(plan.overhead_symbols)), "overhead_symbols_per_frame": plan.overhead_symbols,
             "overhead_symbols_per_image": ovh_img, "symbols_per_image_on_air": k + ovh_img,
             # cbr_with_overhead = cbr * overhead_factor, for callers that know the image size
