@@ -20,9 +20,9 @@ bits too (Z of a header differing in frame_id alone is 0.74 of the true one's), 
 2. Z beats the Z of every frame_id within +-:data:`ID_WINDOW` (4) of the candidate's, the other fields the
    same (all 65536 at once: :func:`_frame_id_scores`) - a frame at a wrong place;
 3. the Viterbi decision of the same soft values is no valid header other than the candidate;
-4. the best code word (the Viterbi decision) explains no more than the candidate plus what it makes of
-   noise alone: Z_best^2 <= Z^2 + floor^2, floor the best code word's Z on the same soft values with their
-   signs scrambled - a foreign frame whose fields differ.
+4. the best code word (the Viterbi decision) explains less than the candidate plus what it makes of noise
+   alone: Z_best^2 <= Z^2 + floor^2 - 10, floor the best code word's Z on the same soft values with their
+   signs scrambled (the mean of 4 scrambles) - a foreign frame whose fields differ.
 
 Measured at symbol rate on a flat gain (benchmarks/results/csi-header-predict.md): the true header is taken
 at 90 % (one image per frame) / 70 % (16) of -12 dB in-fade SNR, 98 % at -10 dB; a frame 1 or 3 frame_ids
@@ -96,6 +96,10 @@ def header_soft(r: np.ndarray, cfg: LinkConfig, lay: FrameLayout) -> np.ndarray:
 # the frame_ids a slot's own must beat: +-4 around it, the ones a frame at a wrong place would carry
 # (against all 65536 the best of the noise wins below about -8 dB in the fade: 16 bits need SNR)
 ID_WINDOW = 4
+# test 4: the scrambles the noise floor is averaged over, and the margin (in Z^2) the best code word may not
+# exceed: a frame of the predicted frame_id with other fields (model, geometry) taken 15 % of the time at
+# -8 dB in the fade without it, 7 % with it; the true header at -12 dB 88 % either way (short frames)
+N_SCRAMBLES, FLOOR_MARGIN = 4, 10.0
 
 
 @dataclass
@@ -123,7 +127,7 @@ class HeaderMatch:
             return "another frame_id matches better"
         if self.decoded is not None and self.decoded != self.hdr:
             return "another valid header"
-        if self.z_best ** 2 > self.z ** 2 + self.floor ** 2:
+        if self.z_best ** 2 > self.z ** 2 + self.floor ** 2 - FLOOR_MARGIN:
             return "the best code word is another"
         return None
 
@@ -174,8 +178,9 @@ def match_header(soft: np.ndarray, cfg: LinkConfig, lay: FrameLayout, hdr: Heade
     den = max(float(np.sqrt(np.sum(u ** 2))), 1e-300)
     z_id = _frame_id_scores(u, hdr, cfg, hmap) / den
     bits, m_best = _best_word(u, hmap)
-    # a fixed scramble: the same slot always gets the same verdict
-    _, m_floor = _best_word(u * np.random.default_rng(0x5CC).choice([-1.0, 1.0], len(u)), hmap)
+    # fixed scrambles (the same slot always gets the same verdict), averaged: one alone varies by +-0.35
+    signs = np.random.default_rng(0x5CC).choice([-1.0, 1.0], (N_SCRAMBLES, len(u)))
+    m_floor = float(np.mean([_best_word(u * sg, hmap)[1] for sg in signs]))
     try:
         decoded = Header.from_bits(bits)
     except HeaderError:
