@@ -41,7 +41,7 @@ from .fec import conv_encode, viterbi_decode
 from .framing import (HEADER_BITS, Header, HeaderError, FrameLayout, LinkConfig, coded_header_symbols, header_bit_map, header_pilot_sequence,
                       header_rate_for, pilot_sequence, preamble_symbols, training_symbols)
 
-__all__ = ["HeaderMatch", "header_candidates", "known_around_header", "header_soft", "match_header"]
+__all__ = ["HeaderMatch", "header_candidates", "known_around_header", "header_soft", "match_header", "match_headers"]
 
 
 def header_candidates(nb: Header, way: int, images_per_frame: int) -> list[Header]:
@@ -170,13 +170,12 @@ def _best_word(u: np.ndarray, hmap: np.ndarray) -> tuple[np.ndarray, float]:
     return bits, float(np.sum((1.0 - 2.0 * conv_encode(bits)[hmap]) * u))
 
 
-def match_header(soft: np.ndarray, cfg: LinkConfig, lay: FrameLayout, hdr: Header) -> HeaderMatch:
+def match_headers(soft: np.ndarray, cfg: LinkConfig, lay: FrameLayout, hdrs: list[Header]) -> list[HeaderMatch]:
     """soft: complex [len(lay.header_idx)] weighted header symbols (:func:`header_soft`) of a slot whose
-    layout is lay -> how they match hdr (:class:`HeaderMatch`)."""
+    layout is lay -> how they match each of hdrs (:class:`HeaderMatch`; the Viterbi decisions shared)."""
     hmap = header_bit_map(cfg, header_rate_for(cfg, lay.n_data))
     u = _air_values(soft, cfg.header_qpsk)
     den = max(float(np.sqrt(np.sum(u ** 2))), 1e-300)
-    z_id = _frame_id_scores(u, hdr, cfg, hmap) / den
     bits, m_best = _best_word(u, hmap)
     # fixed scrambles (the same slot always gets the same verdict), averaged: one alone varies by +-0.35
     signs = np.random.default_rng(0x5CC).choice([-1.0, 1.0], (N_SCRAMBLES, len(u)))
@@ -185,4 +184,13 @@ def match_header(soft: np.ndarray, cfg: LinkConfig, lay: FrameLayout, hdr: Heade
         decoded = Header.from_bits(bits)
     except HeaderError:
         decoded = None
-    return HeaderMatch(hdr, float(z_id[hdr.frame_id]), z_id, m_best / den, m_floor / den, decoded)
+    out = []
+    for hdr in hdrs:
+        z_id = _frame_id_scores(u, hdr, cfg, hmap) / den
+        out.append(HeaderMatch(hdr, float(z_id[hdr.frame_id]), z_id, m_best / den, m_floor / den, decoded))
+    return out
+
+
+def match_header(soft: np.ndarray, cfg: LinkConfig, lay: FrameLayout, hdr: Header) -> HeaderMatch:
+    """:func:`match_headers` for one header."""
+    return match_headers(soft, cfg, lay, [hdr])[0]
