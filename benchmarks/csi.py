@@ -251,6 +251,7 @@ def run(args) -> dict:
                 if hasattr(backend, "reseed"):
                     backend.reseed()             # the same multipath draws at every SNR
                 p_est, p_gen, p_lin, est_err, lost, ovh, cbr, cbr_o = [], [], [], [], 0, [], None, None
+                predicted = 0                    # images whose frame came with a predicted header (not lost)
                 g_gen = torch.Generator().manual_seed(args.seed + 1)
                 for i in range(0, len(x_all), args.batch):
                     x = x_all[i:i + args.batch]
@@ -270,6 +271,7 @@ def run(args) -> dict:
                         p_lin.append(linear_bound(model, frame, x, new_taps, float(snr), links[v], g_gen, args))
                     got = res.mask.any(dim=1).numpy()
                     lost += int((~got).sum())
+                    predicted += len(res.extras.get("header_predicted_images", []))
                     truth = np.array(res.extras["true_snr_db"])
                     est_err += list((res.snr_db.numpy() - truth)[got])
                     ovh.append(res.extras["overhead_symbols_per_image"])
@@ -287,7 +289,7 @@ def run(args) -> dict:
                                                         for t in backend.drawn]))
                 row = {"kind": kind, "snr_db": float(snr), "impairment": imp, "variant": v, "psnr_perfect": float(mp_row),
                        "ci95_perfect": float(cp_row), "psnr_estimated": float(me), "ci95_estimated": float(ce),
-                       "cost_db": float(mp_row - me), "frames_lost": lost,
+                       "cost_db": float(mp_row - me), "frames_lost": lost, "header_predicted": predicted,
                        "frames_lost_pct": 100.0 * lost / len(x_all),
                        "snr_err_mean_db": float(err.mean()) if len(err) else None,
                        "snr_err_rms_db": float(np.sqrt(np.mean(err ** 2))) if len(err) else None,
@@ -296,7 +298,7 @@ def run(args) -> dict:
                        "psnr_linear_bound": float(mean_ci95(torch.cat(p_lin))[0]) if p_lin else None}
                 rows.append(row)
                 print(f"{kind:8s} {snr:5.1f} dB {imp:6s} {v:11s} perfect {mp_row:6.2f}  estimated {me:6.2f}  cost {mp_row - me:+5.2f} dB"
-                      f"  lost {lost:3d}  SNR err {row['snr_err_mean_db']:+.2f} (rms {row['snr_err_rms_db']:.2f})  "
+                      f"  lost {lost:3d} (predicted header {predicted})  SNR err {row['snr_err_mean_db']:+.2f} (rms {row['snr_err_rms_db']:.2f})  "
                       + (f"MMSE bound loss {bound:.2f} dB  " if bound is not None else "") +
                       f"[{time.time() - t_start:.0f} s]", flush=True)
     return {"rows": rows, "seconds": time.time() - t_start, "links": {v: c.to_dict() for v, c in links.items()},
@@ -414,12 +416,12 @@ def write(result: dict, args) -> None:
         "", "Front-end impairments (after the noise): " + "; ".join(
             f"`{k}` {json.dumps(v)}" for k, v in doc["impairments"].items()) + ".",
         "", "| channel | SNR (dB) | front end | link | PSNR perfect CSI | PSNR estimated CSI | cost (dB) | "
-        "frames lost | SNR est. error mean / rms (dB) |", "|---|---|---|---|---|---|---|---|---|"]
+        "frames lost | with a predicted header | SNR est. error mean / rms (dB) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         err = "-" if r["snr_err_mean_db"] is None else f"{r['snr_err_mean_db']:+.2f} / {r['snr_err_rms_db']:.2f}"
         lines.append(f"| {r['kind']} | {r['snr_db']:.0f} | {r.get('impairment', 'none')} | {r['variant']} | {r['psnr_perfect']:.2f} +- {r['ci95_perfect']:.2f} | "
                      f"{r['psnr_estimated']:.2f} +- {r['ci95_estimated']:.2f} | {r['cost_db']:+.2f} | "
-                     f"{r['frames_lost']} | {err} |")
+                     f"{r['frames_lost']} | {r.get('header_predicted', '-')} | {err} |")
     bound_rows = [r for r in result["rows"] if r.get("mmse_bound_loss_db") is not None]
     if bound_rows:
         lines += ["", "Per-frame multipath (`delay15*`): what the channel itself costs a linear receiver with perfect "
@@ -440,7 +442,9 @@ def write(result: dict, args) -> None:
                      f"on top of the data, CBR {r0['cbr']:.4f} -> {r0['cbr_with_overhead']:.4f} with overhead.")
     lines += ["", "SCCDM_LINK_IMAGES_PER_FRAME=8 spreads the frame overhead over 8 images (one fade per frame then).",
               "Frames lost = deep fades where the burst is not detected or its header fails its CRC; the receiver "
-              "then has no symbols for the image (an outage the genie channel never has).",
+              "then has no symbols for the image (an outage the genie channel never has). Frames lost and "
+              "\"with a predicted header\" count images: the latter's frame failed its own header and was decoded "
+              "with the header its neighbours predict (LinkConfig.predict_header; not lost).",
               "The two paths draw their fades and noise independently (the genie channel cannot share the "
               "link's draws), so on Rayleigh differences within about +-0.2 dB are sampling noise; a negative "
               "cost is such noise, not a gain.",
