@@ -307,7 +307,7 @@ def run(args) -> dict:
 
 # --header-match: the slot's true frame against the predicted header (frame_id 1, one or 16 images of 256)
 MATCH_FRAMES = {"predicted (true)": {}, "frame_id +1": {"frame_id": 2}, "frame_id +3": {"frame_id": 4},
-                "frame_id +8 (outside the window)": {"frame_id": 9},
+                "frame_id +8 (1 bit away)": {"frame_id": 9}, "frame_id +100 (not a rival)": {"frame_id": 101},
                 "another transmission (frame_id, model, geometry)": {"frame_id": 9, "model_id": 3, "C": 16, "h": 4,
                                                                      "w": 8, "H": 64, "W": 64},
                 "predicted frame_id, other model and geometry": {"model_id": 3, "C": 16, "h": 4, "w": 8, "H": 64,
@@ -361,15 +361,16 @@ def write_match(result: dict, args, seconds: float) -> None:
              "The slot's weighted header symbols (sccdm.link.predict.header_soft: the gain from the known symbols "
              "around the header) tested against the predicted header (frame_id 1, k 256, model 1, latent 8x8x8, "
              "32x32; one image per frame: short frame, rate-1/3 header; 16: long frame, rate 1/2) by "
-             f"HeaderMatch.reject_reason (Z >= {result['predict_header_z']:g}, the frame_ids within +-4, a valid "
-             "other header, the best code word). Symbol rate, one flat gain of random phase per draw, unit noise: "
-             "the statistic alone.", "", "Noise alone:", "",
+             f"HeaderMatch.reject_reason (Z >= {result['predict_header_z']:g}; the rival frame_ids, within +-4 or "
+             "1 or 2 bits away; a valid other header; the best code word). Symbol rate, one flat gain of random "
+             "phase per draw, unit noise: the statistic alone.", "", "Noise alone:", "",
              "| images per frame | draws | Z mean | Z std | Z max | P(Z > 3) (N(0,1): 1.3e-3) | P(Z >= 4.5) | taken |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         if r["snr_db"] is None:
             lines.append(f"| {r['images_per_frame']} | {r['draws']} | {r['z_mean']:+.3f} | {r['z_std']:.3f} | "
-                         f"{r['z_max']:.2f} | {r['p_z_above_3']:.1e} | {r['p_z_above_4_5']:.1e} | {r['accepted']:.1e} |")
+                         f"{r['z_max']:.2f} | {r['p_z_above_3']:.1e} | {r['p_z_above_4_5']:.1e} | "
+                         f"{r['accepted']:.1e} |")
     snrs = sorted({r["snr_db"] for r in result["rows"] if r["snr_db"] is not None})
     lines += ["", "Share of draws taken for the predicted frame, by what the slot really holds and its in-fade SNR "
               "(dB per symbol):", "", "| images per frame | slot holds | " + " | ".join(f"{v:+d}" for v in snrs) + " |",
@@ -416,7 +417,8 @@ def write(result: dict, args) -> None:
         "", "Front-end impairments (after the noise): " + "; ".join(
             f"`{k}` {json.dumps(v)}" for k, v in doc["impairments"].items()) + ".",
         "", "| channel | SNR (dB) | front end | link | PSNR perfect CSI | PSNR estimated CSI | cost (dB) | "
-        "frames lost | with a predicted header | SNR est. error mean / rms (dB) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        "frames lost | with a predicted header | SNR est. error mean / rms (dB) |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         err = "-" if r["snr_err_mean_db"] is None else f"{r['snr_err_mean_db']:+.2f} / {r['snr_err_rms_db']:.2f}"
         lines.append(f"| {r['kind']} | {r['snr_db']:.0f} | {r.get('impairment', 'none')} | {r['variant']} | {r['psnr_perfect']:.2f} +- {r['ci95_perfect']:.2f} | "
