@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from csi import PROFILES, draw_taps  # noqa: E402
-from sccdm import channels, data, metrics, pipeline, zoo  # noqa: E402
+from sccdm import channels, data, metrics, pipeline, weights, zoo  # noqa: E402
 
 BAND = 1 / 8            # cycles per sample: the symbol rate's Nyquist band at sps 4
 
@@ -79,8 +79,13 @@ def ofdm_gains(profile: str, b: int, k: int, rng) -> torch.Tensor:
                                   for _ in range(b)]), dtype=torch.complex64)
 
 
+def load(name: str) -> torch.nn.Module:
+    """A zoo name, or a training run's folder (model.safetensors + config.json)."""
+    return (weights.load_model_dir(name) if Path(name).is_dir() else zoo.load(name)).eval()
+
+
 def run(model_name: str, x: torch.Tensor, snrs, seed: int) -> list[dict]:
-    model = zoo.load(model_name).eval()
+    model = load(model_name)
     rows = []
     with torch.no_grad():
         for snr in snrs:
@@ -112,20 +117,23 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                      f"({r['awgn_psnr_db'] - r['ofdm_psnr_db']:.2f}) |")
     lines += ["", "PSNR in dB, decoder output. Loss = AWGN minus the column. Over the band, the channel's capacity is "
               "that of an AWGN channel 1.4-2.1 dB weaker. Near 10 dB, where PSNR still climbs about 0.5 dB per dB, "
-              "the codec at that SNR loses 0.7-0.8 dB: by this estimate issue 12's 0.5 dB is out of reach of any receiver with these "
+              "the codec at that SNR loses 0.6-0.8 dB: by this estimate issue 12's 0.5 dB is out of reach of any receiver with these "
               "codecs there. At 20 dB the codecs saturate (trained on 0-15 dB) and the estimate leaves room (0.1 dB). "
               "A linear equaliser is the right receiver for analog JSCC symbols (no decisions to feed back), and "
               "with perfect CSI it loses 1.57 / 0.57 dB (csi-delay15.md). OFDM with perfect CSI does worse: it turns "
               "the delay spread into per-symbol fading, which decoders told only the mean SNR (trained on AWGN or "
-              "block fading) handle poorly. Reaching the capacity estimate would take a decoder that is given, "
-              "and trained with, each symbol's SNR."]
+              "block fading) handle poorly; trained on per-symbol fading (checkpoints/codec-cpu-fast: "
+              "sc-cdm-cpu-rayleigh's codec, 35 more minutes with `sccdm train codec --channel rayleigh --fading fast`) "
+              "a codec loses about as much under OFDM as under single carrier. Reaching the capacity estimate "
+              "would take a decoder that is given, and trained with, each symbol's SNR."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=500, help="CIFAR-10 test images")
-    ap.add_argument("--models", nargs="+", default=["sc-cdm-cpu", "sc-cdm-cpu-rayleigh"])
+    ap.add_argument("--models", nargs="+", default=["sc-cdm-cpu", "sc-cdm-cpu-rayleigh"],
+                    help="zoo names or training-run folders")
     ap.add_argument("--snrs", nargs="+", type=float, default=[10.0, 20.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
