@@ -122,7 +122,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
               "A linear equaliser is the right receiver for analog JSCC symbols (no decisions to feed back), and "
               "with perfect CSI it loses 1.57 / 0.57 dB (csi-delay15.md). OFDM with perfect CSI does worse: it turns "
               "the delay spread into per-symbol fading, which decoders told only the mean SNR (trained on AWGN or "
-              "block fading) handle poorly; trained on per-symbol fading (checkpoints/codec-cpu-fast: "
+              "block fading) handle poorly; trained on per-symbol fading (sc-cdm-cpu-rayleigh-fast: "
               "sc-cdm-cpu-rayleigh's codec, 35 more minutes with `sccdm train codec --channel rayleigh --fading fast`) "
               "a codec loses about as much under OFDM as under single carrier. Reaching the capacity estimate "
               "would take a decoder that is given, and trained with, each symbol's SNR."]

@@ -103,7 +103,8 @@ async def transmit(
         model: str = Form("", description="zoo model name (default: the services' SCCDM_MODEL, or their "
                                           "SCCDM_PHOTO_MODEL for an image whose smaller side is >= "
                                           "SCCDM_PHOTO_MIN_SIDE; on a rayleigh channel their Rayleigh-trained "
-                                          "SCCDM_RAYLEIGH_MODEL / SCCDM_RAYLEIGH_PHOTO_MODEL); the report's "
+                                          "SCCDM_RAYLEIGH_MODEL / SCCDM_RAYLEIGH_PHOTO_MODEL, "
+                                          "SCCDM_RAYLEIGH_FAST_MODEL for a thumbnail on fast fading); the report's "
                                           "`model` names the one used"),
         cbr: float | None = Form(None, description="bandwidth, channel uses per real pixel value: a "
                                                   "rate-adaptive model sends its nearest rate (1/48, 1/24, 1/12); "
@@ -126,7 +127,8 @@ async def transmit(
 
     frame = await backends.call("transmitter", backends.transmitter.Encode, pb.EncodeRequest(
         tensor=convert.tensor_to_proto(torch.from_numpy(img)),
-        snr_db=snr_db if tx_snr_db is None else tx_snr_db, model=model, cbr=cbr, channel=ch.kind), deadline)
+        snr_db=snr_db if tx_snr_db is None else tx_snr_db, model=model, cbr=cbr, channel=ch.kind,
+        fading=ch.fading if ch.kind == "rayleigh" else ""), deadline)
     t_enc = time.monotonic()
     rx = await backends.call("channel", backends.channel.Transmit, pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(
         kind=ch.kind, snr_db=ch.snr_db, fading=ch.fading, block_size=ch.block_size, csi=ch.csi,
@@ -206,6 +208,6 @@ async def models(request: Request):
     default = next((m["name"] for m in items if m.get("is_default")), None)
     photo = next((m["name"] for m in items if m.get("is_photo_default")), None)
     rate = next((m["name"] for m in items if m.get("is_rate_default")), None)
-    fading = {kind: [m["name"] for m in items if kind in m.get("channel_default_for", [])] for kind in ("rayleigh",)}
+    fading = {kind: [m["name"] for m in items if kind in m.get("channel_default_for", [])] for kind in ("rayleigh", "rayleigh-fast")}
     return {"default": default, "photo_default": photo, "rate_default": rate, "channel_defaults": fading,
             "models": items}

@@ -39,7 +39,7 @@ sccdm train refine1 --preset cpu --data data --codec runs/codec-cpu-rayleigh --i
 sccdm train refine2 --preset cpu --data data --codec runs/codec-cpu-rayleigh --init runs/refine1-cpu-rayleigh \
   --channel rayleigh --minutes 15 --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine2-cpu-rayleigh
 
-# --- 2026-11-27: an experiment, not shipped: the Rayleigh codec on per-symbol fading, for
-#     benchmarks/delay_spread_bound.py (fp16 copy in checkpoints/codec-cpu-fast, sha256 6332640d...)
+# --- 2026-11-27: the Rayleigh codec on per-symbol fading (sc-cdm-cpu-rayleigh-fast), first made for
+#     benchmarks/delay_spread_bound.py (now the zoo's sc-cdm-cpu-rayleigh-fast codec, sha256 6332640d...)
 sccdm train codec --preset cpu --data data --init runs/codec-cpu-rayleigh --channel rayleigh --fading fast --minutes 35 \
   --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/codec-cpu-fast

@@ -23,6 +23,7 @@ from sccdm.serving.models import ModelStore
 
 PHOTO, DEFAULT = "sc-cdm-paper-photo", "sc-cdm-cpu"
 FADING, FADING_PHOTO = "sc-cdm-cpu-rayleigh", "sc-cdm-paper-photo-rayleigh"
+FAST = "sc-cdm-cpu-rayleigh-fast"
 
 
 def _encode(stub, arr, model: str = "") -> pb.SymbolFrame:
@@ -49,9 +50,10 @@ def test_config_rejects_bad_min_side(raw):
 
 
 def test_config_check_models():
-    known = ["sc-cdm-cpu", PHOTO, "sc-cdm-paper-photo-rate", FADING, FADING_PHOTO]
+    known = ["sc-cdm-cpu", PHOTO, "sc-cdm-paper-photo-rate", FADING, FADING_PHOTO, FAST]
     ServiceConfig.from_env("transmitter", {}).check_models(known)
-    off = {"SCCDM_PHOTO_MODEL": "", "SCCDM_RATE_MODEL": "", "SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": ""}
+    off = {"SCCDM_PHOTO_MODEL": "", "SCCDM_RATE_MODEL": "", "SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": "",
+           "SCCDM_RAYLEIGH_FAST_MODEL": ""}
     ServiceConfig.from_env("transmitter", off).check_models(["sc-cdm-cpu"])  # off: not checked
     with pytest.raises(ConfigError, match=r"SCCDM_PHOTO_MODEL='no-such-model'.*sc-cdm-cpu"):
         ServiceConfig.from_env("transmitter", {"SCCDM_PHOTO_MODEL": "no-such-model"}).check_models(known)
@@ -59,8 +61,10 @@ def test_config_check_models():
         ServiceConfig.from_env("transmitter", {"SCCDM_MODEL": "nope"}).check_models(known)
     with pytest.raises(ConfigError, match="SCCDM_RAYLEIGH_PHOTO_MODEL='nope'"):
         ServiceConfig.from_env("transmitter", {"SCCDM_RAYLEIGH_PHOTO_MODEL": "nope"}).check_models(known)
+    with pytest.raises(ConfigError, match="SCCDM_RAYLEIGH_FAST_MODEL='nope'"):
+        ServiceConfig.from_env("transmitter", {"SCCDM_RAYLEIGH_FAST_MODEL": "nope"}).check_models(known)
     c = ServiceConfig.from_env("transmitter", {})
-    assert (c.rayleigh_model, c.rayleigh_photo_model) == (FADING, FADING_PHOTO)
+    assert (c.rayleigh_model, c.rayleigh_photo_model, c.rayleigh_fast_model) == (FADING, FADING_PHOTO, FAST)
 
 
 def test_unknown_photo_model_stops_the_service_at_start(tmp_path):
@@ -104,9 +108,26 @@ def test_resolve_rule_per_channel():
     assert infos[FADING_PHOTO]["channel_default_for"] == ["rayleigh"] and infos[PHOTO]["channel_default_for"] == []
 
 
+def test_resolve_rule_per_fading():
+    """On Rayleigh with fading "fast" (one h per symbol) a thumbnail gets the per-symbol-fading model; block
+    fading, or unsaid, keeps the block one; photos have no fast model and keep theirs; off falls back to the
+    block choice; fading on AWGN changes nothing; an unknown fading is the client's error."""
+    s = ModelStore(DEFAULT, "cpu", PHOTO, 64, rayleigh=FADING, rayleigh_photo=FADING_PHOTO, rayleigh_fast=FAST)
+    assert [s.resolve("", 32, 32, channel="rayleigh", fading=f) for f in ("", "block", "fast")] == [FADING, FADING, FAST]
+    assert s.resolve("", 96, 128, channel="rayleigh", fading="fast") == FADING_PHOTO
+    assert s.resolve("", 32, 32, channel="awgn", fading="fast") == DEFAULT
+    assert s.resolve(DEFAULT, 32, 32, channel="rayleigh", fading="fast") == DEFAULT
+    off = ModelStore(DEFAULT, "cpu", PHOTO, 64, rayleigh=FADING, rayleigh_photo=FADING_PHOTO)
+    assert off.resolve("", 32, 32, channel="rayleigh", fading="fast") == FADING
+    with pytest.raises(convert.InvalidInput, match="fading must be one of"):
+        s.resolve("", 32, 32, channel="rayleigh", fading="slow")
+    infos = {i["name"]: i for i in s.infos()}
+    assert infos[FAST]["channel_default_for"] == ["rayleigh-fast"] and infos[FADING]["channel_default_for"] == ["rayleigh"]
+
+
 def test_link_header_model_ids():
     assert MODEL_IDS[PHOTO] == 7 and MODEL_IDS["deepjscc-paper-photo"] == 8
-    assert MODEL_IDS["sc-cdm-cpu"] == 1 and MODEL_IDS["deepjscc-paper-rayleigh"] == 6
+    assert MODEL_IDS["sc-cdm-cpu"] == 1 and MODEL_IDS["deepjscc-paper-rayleigh"] == 6 and MODEL_IDS[FAST] == 11
     assert len(set(MODEL_IDS.values())) == len(MODEL_IDS)
 
 
@@ -187,6 +208,27 @@ def test_rest_transmit_on_rayleigh_uses_the_fading_models(http, make_png):
     assert r.status_code == 200 and r.json()["model"] == FADING, r.text
     listing = http.get("/v1/models").json()
     assert sorted(listing["channel_defaults"]["rayleigh"]) == sorted([FADING, FADING_PHOTO])
+    assert listing["channel_defaults"]["rayleigh-fast"] == [FAST]
+
+
+def test_rest_transmit_on_fast_fading_uses_the_fast_model(http, make_png):
+    """The gateway passes the form's fading: a thumbnail on fast Rayleigh fading crosses with the
+    per-symbol-fading codec, bit for bit the in-process result; a photo keeps the block-fading photo model."""
+    from sccdm import zoo
+    small, _ = make_png(32, 32, seed=13)
+    x = image_to_tensor(decode_image_bytes(small))[None]
+    r = http.post("/v1/transmit", files={"image": ("x.png", small, "image/png")},
+                  data={"channel": "rayleigh", "fading": "fast", "snr_db": "5", "seed": "4", "refine": "false"})
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert rep["model"] == FAST
+    ref = pipeline.simulate(zoo.load(FAST), x, ChannelConfig("rayleigh", 5.0, fading="fast"),
+                            torch.Generator().manual_seed(4), refine=False)
+    assert rep["psnr_db"] == float(psnr(ref["x_hat"], x)[0])
+    photo, _ = make_png(96, 128, seed=13)
+    r = http.post("/v1/transmit", files={"image": ("x.png", photo, "image/png")},
+                  data={"channel": "rayleigh", "fading": "fast", "snr_db": "5", "seed": "4", "refine": "false"})
+    assert r.status_code == 200 and r.json()["model"] == FADING_PHOTO, r.text
 
 
 def test_grpc_encode_rejects_an_unknown_channel(stubs, make_png):
@@ -196,6 +238,11 @@ def test_grpc_encode_rejects_an_unknown_channel(stubs, make_png):
     with pytest.raises(grpc.RpcError) as e:
         stubs["transmitter"].Encode(req, timeout=60)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "channel must be one of" in e.value.details()
+    req = pb.EncodeRequest(tensor=convert.tensor_to_proto(torch.from_numpy(small)), snr_db=10.0, channel="rayleigh",
+                           fading="slow")
+    with pytest.raises(grpc.RpcError) as e:
+        stubs["transmitter"].Encode(req, timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "fading must be one of" in e.value.details()
 
 
 def test_receiver_resolves_an_unnamed_frame_like_the_transmitter(stubs, make_png):

@@ -38,7 +38,7 @@ def _encode(stub, arr, cbr=None, model: str = "") -> pb.SymbolFrame:
 def test_rate_model_config():
     assert ServiceConfig.from_env("transmitter", {}).rate_model == DEFAULT_RATE_MODEL == RATE
     assert ServiceConfig.from_env("transmitter", {"SCCDM_RATE_MODEL": ""}).rate_model == ""
-    fading_off = {"SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": ""}
+    fading_off = {"SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": "", "SCCDM_RAYLEIGH_FAST_MODEL": ""}
     ServiceConfig.from_env("transmitter", {"SCCDM_RATE_MODEL": "", **fading_off}).check_models([DEFAULT, PHOTO])
     with pytest.raises(ConfigError, match="SCCDM_RATE_MODEL='nope'"):
         ServiceConfig.from_env("transmitter", {"SCCDM_RATE_MODEL": "nope", **fading_off}).check_models(

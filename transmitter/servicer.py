@@ -65,9 +65,11 @@ class TransmitterService(Service, sccdm_pb2_grpc.TransmitterServicer):
         cbr = convert.check_cbr(request.cbr) if request.HasField("cbr") else None
         images = convert.images_from_encode(request, self.cfg.max_pixels)
         # no model named: the photo model (SCCDM_PHOTO_MODEL) for photo-sized images, else SCCDM_MODEL,
-        # or their Rayleigh-trained counterparts when the request's channel is "rayleigh";
+        # or their Rayleigh-trained counterparts when the request's channel is "rayleigh" (for a thumbnail on
+        # fading "fast", the per-symbol-fading SCCDM_RAYLEIGH_FAST_MODEL);
         # the rate-adaptive SCCDM_RATE_MODEL when the request's cbr is one that model cannot send
-        model = self.models.resolve(request.model, *images.shape[-2:], cbr=cbr, channel=request.channel)
+        model = self.models.resolve(request.model, *images.shape[-2:], cbr=cbr, channel=request.channel,
+                                    fading=request.fading)
         # the first request of an unloaded model loads it here, off the event loop
         m = await _in_thread(self.models.get, model)
         channels = _channels_for(m, cbr)

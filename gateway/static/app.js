@@ -529,8 +529,10 @@ async function loadModels() {
     auto.value = "";
     auto.textContent = "auto";
     const fading = (body.channel_defaults && body.channel_defaults.rayleigh) || [];
+    const fast = (body.channel_defaults && body.channel_defaults["rayleigh-fast"]) || [];
     auto.title = `${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise` +
-      (fading.length ? `; on Rayleigh: ${fading.join(", ")}` : "");
+      (fading.length ? `; on Rayleigh: ${fading.join(", ")}` : "") +
+      (fast.length ? `; on fast Rayleigh fading: ${fast.join(", ")} for thumbnails` : "");
     sel.replaceChildren(auto, ...body.models.map((m) => {
       const o = document.createElement("option");
       const rates = (m.config && m.config.rates && m.config.rates.length) ? ", rate-adaptive" : "";

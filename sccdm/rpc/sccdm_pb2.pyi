@@ -62,20 +62,22 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., refine_ms: _Optional[float] = ..., batch_requests: _Optional[int] = ..., batch_images: _Optional[int] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("image", "tensor", "snr_db", "model", "cbr", "channel")
+    __slots__ = ("image", "tensor", "snr_db", "model", "cbr", "channel", "fading")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CBR_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    FADING_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     tensor: Tensor
     snr_db: float
     model: str
     cbr: float
     channel: str
-    def __init__(self, image: _Optional[bytes] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ..., snr_db: _Optional[float] = ..., model: _Optional[str] = ..., cbr: _Optional[float] = ..., channel: _Optional[str] = ...) -> None: ...
+    fading: str
+    def __init__(self, image: _Optional[bytes] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ..., snr_db: _Optional[float] = ..., model: _Optional[str] = ..., cbr: _Optional[float] = ..., channel: _Optional[str] = ..., fading: _Optional[str] = ...) -> None: ...
 
 class SymbolFrame(_message.Message):
     __slots__ = ("symbols", "info", "timings")

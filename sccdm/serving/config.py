@@ -19,6 +19,8 @@ SCCDM_RAYLEIGH_MODEL       zoo model for a request that names none and says its 
                            channel is "rayleigh"; empty string: SCCDM_MODEL
 SCCDM_RAYLEIGH_PHOTO_MODEL ... and sends a photo-sized image; empty string:       sc-cdm-paper-photo-
                            SCCDM_PHOTO_MODEL                                      rayleigh
+SCCDM_RAYLEIGH_FAST_MODEL  ... "rayleigh" with fading "fast" (one h per symbol),  sc-cdm-cpu-rayleigh-
+                           not photo-sized; empty string: SCCDM_RAYLEIGH_MODEL    fast
 SCCDM_PHOTO_MIN_SIDE       an image whose smaller side has at least this many     64
                            pixels is "photo-sized" (sc-cdm-cpu is a 32x32
                            CIFAR-10 model)
@@ -82,6 +84,7 @@ DEFAULT_PHOTO_MODEL = "sc-cdm-paper-photo"
 DEFAULT_RATE_MODEL = "sc-cdm-paper-photo-rate"
 DEFAULT_RAYLEIGH_MODEL = "sc-cdm-cpu-rayleigh"
 DEFAULT_RAYLEIGH_PHOTO_MODEL = "sc-cdm-paper-photo-rayleigh"
+DEFAULT_RAYLEIGH_FAST_MODEL = "sc-cdm-cpu-rayleigh-fast"
 
 
 class ConfigError(ValueError):
@@ -136,6 +139,7 @@ class ServiceConfig:
     rate_model: str = DEFAULT_RATE_MODEL     # "" = off
     rayleigh_model: str = DEFAULT_RAYLEIGH_MODEL              # "" = the AWGN choice
     rayleigh_photo_model: str = DEFAULT_RAYLEIGH_PHOTO_MODEL  # "" = the AWGN choice
+    rayleigh_fast_model: str = DEFAULT_RAYLEIGH_FAST_MODEL    # "" = the block-fading choice
     device: str = "auto"
     max_batch: int = 16
     max_wait_ms: float = 2.0
@@ -175,11 +179,13 @@ class ServiceConfig:
 
     def check_models(self, known) -> None:
         """:class:`ConfigError` unless every model variable (SCCDM_MODEL and, when on, SCCDM_PHOTO_MODEL,
-        SCCDM_RATE_MODEL, SCCDM_RAYLEIGH_MODEL, SCCDM_RAYLEIGH_PHOTO_MODEL) names one of ``known`` (zoo names)."""
+        SCCDM_RATE_MODEL, SCCDM_RAYLEIGH_MODEL, SCCDM_RAYLEIGH_PHOTO_MODEL, SCCDM_RAYLEIGH_FAST_MODEL) names one of
+        ``known`` (zoo names)."""
         known = list(known)
         for var, name in (("SCCDM_MODEL", self.model), ("SCCDM_PHOTO_MODEL", self.photo_model),
                           ("SCCDM_RATE_MODEL", self.rate_model), ("SCCDM_RAYLEIGH_MODEL", self.rayleigh_model),
-                          ("SCCDM_RAYLEIGH_PHOTO_MODEL", self.rayleigh_photo_model)):
+                          ("SCCDM_RAYLEIGH_PHOTO_MODEL", self.rayleigh_photo_model),
+                          ("SCCDM_RAYLEIGH_FAST_MODEL", self.rayleigh_fast_model)):
             if name and name not in known:
                 off = " (or set it to the empty string to turn it off)" if var != "SCCDM_MODEL" else ""
                 raise ConfigError(f"environment variable {var}={name!r} is not a zoo model; "
@@ -200,6 +206,7 @@ class ServiceConfig:
             rate_model=env.get("SCCDM_RATE_MODEL", DEFAULT_RATE_MODEL).strip(),
             rayleigh_model=env.get("SCCDM_RAYLEIGH_MODEL", DEFAULT_RAYLEIGH_MODEL).strip(),
             rayleigh_photo_model=env.get("SCCDM_RAYLEIGH_PHOTO_MODEL", DEFAULT_RAYLEIGH_PHOTO_MODEL).strip(),
+            rayleigh_fast_model=env.get("SCCDM_RAYLEIGH_FAST_MODEL", DEFAULT_RAYLEIGH_FAST_MODEL).strip(),
             photo_min_side=_positive("SCCDM_PHOTO_MIN_SIDE", _get(env, "SCCDM_PHOTO_MIN_SIDE", 64, int)),
             device=_get(env, "SCCDM_DEVICE", "auto", str),
             max_batch=_positive("SCCDM_MAX_BATCH", _get(env, "SCCDM_MAX_BATCH", 16, int)),
