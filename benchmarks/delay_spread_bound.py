@@ -21,12 +21,8 @@ JSON + Markdown with command, machine and date.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from csi import PROFILES, draw_taps  # noqa: E402
+import report  # noqa: E402
 from sccdm import channels, data, metrics, pipeline, weights, zoo  # noqa: E402
 
 BAND = 1 / 8            # cycles per sample: the symbol rate's Nyquist band at sps 4
@@ -144,17 +141,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     x = data.load_eval_images(args.data, limit=args.n)
     rows = [r for m in args.models for r in run(m, x, args.snrs, args.seed)]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    meta = {"command": "python benchmarks/delay_spread_bound.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(time.time() - t0),
-            "commit": commit, "n": args.n, "seed": args.seed}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(markdown(meta, rows))
-    print(f"wrote {out}.json/.md")
+    m = report.meta("benchmarks/delay_spread_bound.py", argv, t0, n=args.n, seed=args.seed)
+    report.write(args.out, m, rows, markdown(m, rows))
     return 0
 
 
