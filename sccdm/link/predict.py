@@ -18,8 +18,8 @@ bits too (Z of a header differing in frame_id alone is 0.74 of the true one's), 
 
 1. Z >= ``predict_header_z`` (default 4.5): noise alone passes with P(N(0, 1) > 4.5) = 3.4e-6 per candidate;
 2. Z beats the Z of every frame_id within +-4 of the candidate's or 1 or 2 bits from it
-   (:func:`rival_ids`: 145), the other fields the same (all 65536 at once: :func:`_frame_id_scores`) - a
-   frame at a wrong place;
+   (:func:`rival_ids`: about 140), the other fields the same (all 65536 at once:
+   :func:`_frame_id_scores`) - a frame at a wrong place;
 3. the Viterbi decision of the same soft values is no valid header other than the candidate;
 4. the best code word (the Viterbi decision) explains less than the candidate plus what it makes of noise
    alone: Z_best^2 <= Z^2 + floor^2 - 10, floor the best code word's Z on the same soft values with their
@@ -101,8 +101,8 @@ ID_WINDOW, ID_BITS = 4, 2
 
 
 def rival_ids(frame_id: int) -> np.ndarray:
-    """The frame_ids a predicted frame_id must match better than: int64 [145], itself included (harmless:
-    it ties)."""
+    """The frame_ids a predicted frame_id must match better than: int64 [about 140] (the +-4 window and the
+    1- and 2-bit flips overlap), itself included (harmless: it ties)."""
     flips = [0] + [1 << k for k in range(16)] + ([(1 << k) | (1 << j) for k in range(16) for j in range(k)]
                                                  if ID_BITS >= 2 else [])
     near = (frame_id + np.arange(-ID_WINDOW, ID_WINDOW + 1)) & 0xFFFF
