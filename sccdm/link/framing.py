@@ -104,7 +104,8 @@ class LinkConfig:
     ``predict_header_z`` (default 4.5: a false accept on noise of 3.4e-6 per candidate) and no nearby
     frame_id or other code word explains the symbols better. The slots before every found frame are tried
     too, so a run of lost frames is reached from both ends. Nothing changes on the air (fD Ts 1e-4, 5 dB:
-    16 -> 2 of 256 one-image frames lost; see benchmarks/results/csi-header-predict.md).
+    15 -> 2 of 256 one-image frames lost, 384 -> 32 of 4096 images at 16 per frame; see
+    benchmarks/results/csi-header-predict.md).
 
     Delay spread: ``chan_taps`` (default 7) is the channel length the
     receiver models, centred on the timing peak, so echoes up to +-(chan_taps
