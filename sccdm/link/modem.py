@@ -220,7 +220,8 @@ class Receiver:
                     or any(abs(s - t) < tol for s in tried)):
                 continue
             tried.append(t)
-            new = self._retry(raw, t, off, fr, way, res.rejected, lambda x: any(abs(g.start - x) < tol for g in frames))
+            new = self._retry(raw, t, off, fr, way, res.rejected,
+                              lambda x: any(abs(g.start - x) < tol for g in frames))
             if new is None:
                 continue
             frames.append(new)
