@@ -43,3 +43,11 @@ sccdm train refine2 --preset cpu --data data --codec runs/codec-cpu-rayleigh --i
 #     benchmarks/delay_spread_bound.py (now the zoo's sc-cdm-cpu-rayleigh-fast codec, sha256 6332640d...)
 sccdm train codec --preset cpu --data data --init runs/codec-cpu-rayleigh --channel rayleigh --fading fast --minutes 35 \
   --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/codec-cpu-fast
+
+# --- 2026-11-27: DeepJSCC, one model per SNR (benchmarks/deepjscc_per_snr.py; fp16 copies in
+#     checkpoints/deepjscc-per-snr/snrS): the converged SNR-adaptive baseline fine-tuned at one fixed SNR each
+for s in 0 3 6 9 12 15; do
+  sccdm train deepjscc --preset paper --data data --init runs/deepjscc-paper-awgn-cpuft --channel awgn --snr-min $s \
+    --snr-max $s --minutes 11 --batch 64 --lr 1e-4 --warmup 0.02 --threads "$T" --val 1000 --val-every 2000 \
+    --log-every 500 --out runs/deepjscc-snr$s
+done
