@@ -50,10 +50,9 @@ def run(x: torch.Tensor, snrs, folder_fmt: str, adaptive: str, sccdm: str) -> li
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
-    lines = ["# DeepJSCC per SNR vs SNR-adaptive (benchmarks/deepjscc_per_snr.py)", "",
-             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}; {meta['date']}; {meta['wall_s']} s; "
-             f"commit {meta['commit']}; first {meta['limit']} CIFAR-10 test images, AWGN, `sccdm eval`'s draws.", "",
-             "| SNR (dB) | DeepJSCC, SNR-adaptive | DeepJSCC, trained at this SNR | SC-CDM | SC-CDM over per-SNR |",
+    lines = report.head("DeepJSCC per SNR vs SNR-adaptive (benchmarks/deepjscc_per_snr.py)", meta,
+                        f"first {meta['limit']} CIFAR-10 test images, AWGN, `sccdm eval`'s draws.")
+    lines += ["| SNR (dB) | DeepJSCC, SNR-adaptive | DeepJSCC, trained at this SNR | SC-CDM | SC-CDM over per-SNR |",
              "|---|---|---|---|---|"]
     for r in rows:
         a, p, s = (r[k]["psnr_db"] for k in ("adaptive", "per_snr", "sc_cdm"))

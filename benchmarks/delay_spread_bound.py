@@ -85,9 +85,9 @@ def run(model_name: str, x: torch.Tensor, snrs, seed: int) -> list[dict]:
     model = load(model_name)
     rows = []
     with torch.no_grad():
+        k = pipeline.encode(model, x[:1], snrs[0]).symbols.shape[1]     # symbols per image, any SNR
+        ones = torch.ones(x.shape[0], k, dtype=torch.complex64)
         for snr in snrs:
-            frame = pipeline.encode(model, x[:1], snr)
-            ones = torch.ones(x.shape[0], frame.symbols.shape[1], dtype=torch.complex64)
             awgn = _decode_psnr(model, x, snr, ones, torch.Generator().manual_seed(seed))
             for profile in PROFILES:
                 cap = capacity_snr_db(profile, snr, 2000, np.random.default_rng(seed))
@@ -102,10 +102,9 @@ def run(model_name: str, x: torch.Tensor, snrs, seed: int) -> list[dict]:
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
-    lines = ["# Delay spread: what any receiver could reach (benchmarks/delay_spread_bound.py)", "",
-             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}; {meta['date']}; {meta['wall_s']} s; "
-             f"commit {meta['commit']}; {meta['n']} CIFAR-10 test images, seed {meta['seed']}.", "",
-             "| model | SNR (dB) | profile | AWGN | capacity-equivalent SNR (5 % worst frame) | codec at that SNR "
+    lines = report.head("Delay spread: what any receiver could reach (benchmarks/delay_spread_bound.py)", meta,
+                        f"{meta['n']} CIFAR-10 test images, seed {meta['seed']}.")
+    lines += ["| model | SNR (dB) | profile | AWGN | capacity-equivalent SNR (5 % worst frame) | codec at that SNR "
              "(loss) | OFDM, perfect CSI (loss) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['snr_db']:g} | {r['profile']} | {r['awgn_psnr_db']:.2f} | "

@@ -26,6 +26,12 @@ def meta(script: str, argv, t0: float, **extra) -> dict:
             "commit": commit, **extra}
 
 
+def head(title: str, meta_: dict, detail: str) -> list[str]:
+    """The Markdown's first lines: title, command, then machine, date, wall time and commit with detail."""
+    return [f"# {title}", "", f"Command: `{meta_['command']}`  ",
+            f"Machine: {meta_['machine']}; {meta_['date']}; {meta_['wall_s']} s; commit {meta_['commit']}; {detail}", ""]
+
+
 def write(out: str | Path, meta_: dict, rows: list, markdown: str) -> Path:
     """out.json ({"meta", "rows"}) and out.md; returns out."""
     out = Path(out)
