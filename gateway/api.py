@@ -208,6 +208,8 @@ async def models(request: Request):
     default = next((m["name"] for m in items if m.get("is_default")), None)
     photo = next((m["name"] for m in items if m.get("is_photo_default")), None)
     rate = next((m["name"] for m in items if m.get("is_rate_default")), None)
+    rate_thumb = next((m["name"] for m in items if m.get("is_rate_thumb_default")), None)
     fading = {kind: [m["name"] for m in items if kind in m.get("channel_default_for", [])] for kind in ("rayleigh", "rayleigh-fast")}
-    return {"default": default, "photo_default": photo, "rate_default": rate, "channel_defaults": fading,
+    return {"default": default, "photo_default": photo, "rate_default": rate,
+            "rate_thumb_default": rate_thumb, "channel_defaults": fading,
             "models": items}

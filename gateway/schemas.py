@@ -54,6 +54,8 @@ MODEL_LIST = {
                    "photo_default": {"type": ["string", "null"]},
                    # ... and when it asks for a cbr the automatic choice cannot send (null: off)
                    "rate_default": {"type": ["string", "null"]},
+                   # ... the same for a thumbnail (null: rate_default serves thumbnails too)
+                   "rate_thumb_default": {"type": ["string", "null"]},
                    # channel kind -> the models a request naming none gets on it (small, then photo-sized)
                    "channel_defaults": {"type": "object", "additionalProperties": {"type": "array", "items": STR}},
                    "models": {"type": "array", "items": {"type": "object", "required": ["name", "has_refiner"],
@@ -62,6 +64,7 @@ MODEL_LIST = {
                                                                         "is_default": {"type": "boolean"},
                                                                         "is_photo_default": {"type": "boolean"},
                                                                         "is_rate_default": {"type": "boolean"},
+                                                                        "is_rate_thumb_default": {"type": "boolean"},
                                                                         "channel_default_for": {
                                                                             "type": "array", "items": STR}}}}},
 }

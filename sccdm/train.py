@@ -77,6 +77,9 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--rates", default=None,
                    help="codec: rate-adaptive, comma list of latent channel counts it may send (e.g. 8,16,32: "
                         "CBR 1/48, 1/24, 1/12); each batch trains one, drawn uniformly")
+    p.add_argument("--channels", type=int, default=None,
+                   help="codec: latent channels of a fixed-rate codec (the preset's by default); with --init from "
+                        "a wider codec it starts from that codec's first channels (a single-CBR reference)")
     p.add_argument("--snr-min", type=float, default=1.0)
     p.add_argument("--snr-max", type=float, default=13.0)
     p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
@@ -127,6 +130,10 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     if preset not in table:
         raise SystemExit(f"stage {stage} has no preset {preset!r}; it has {sorted(table)}")
     cfg = table[preset]
+    if getattr(args, "channels", None):
+        if stage != "codec" or getattr(args, "rates", None):
+            raise SystemExit("--channels is for a fixed-rate codec stage (not with --rates)")
+        cfg = dataclasses.replace(cfg, channels=args.channels)
     if getattr(args, "rates", None):
         if stage != "codec":
             raise SystemExit("--rates is for the codec stage (refine stages follow their codec's rates)")

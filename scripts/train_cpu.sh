@@ -51,3 +51,11 @@ for s in 0 3 6 9 12 15; do
     --snr-max $s --minutes 11 --batch 64 --lr 1e-4 --warmup 0.02 --threads "$T" --val 1000 --val-every 2000 \
     --log-every 500 --out runs/deepjscc-snr$s
 done
+
+# --- 2026-11-27: one CIFAR model for CBR 1/48, 1/24, 1/12 (sc-cdm-cpu-rate) and the single-CBR models it is
+#     measured against (benchmarks/rate_cifar.py; fp16 copies in checkpoints/rate-cpu/cC): same init (sc-cdm-cpu's
+#     codec as runs/cpu-codec), same recipe and time; --channels C keeps the init's first C latent channels
+rate=(--preset cpu --data data --init runs/cpu-codec --channel awgn --minutes 25 --batch 64 --lr 3e-4 --warmup 0.02
+      --threads "$T" --val 500 --val-every 400 --log-every 100)
+sccdm train codec "${rate[@]}" --rates 8,16,32 --out runs/cpu-rate
+for c in 8 16; do sccdm train codec "${rate[@]}" --channels $c --out runs/cpu-c$c; done

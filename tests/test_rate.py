@@ -112,3 +112,20 @@ def test_eval_cbr_refused_for_a_fixed_rate_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--cbr", "1/0"])
     assert "not a ratio" in capsys.readouterr().err
+
+
+def test_a_narrower_codec_starts_from_the_wider_ones_first_channels(fixed_and_adaptive):
+    # the single-CBR references of benchmarks/rate_cifar.py (`sccdm train codec --channels 8 --init ...`)
+    fixed, _ = fixed_and_adaptive
+    narrow = SwinJSCC(dataclasses.replace(fixed.cfg, channels=8))
+    narrow.load_state_dict(adapt_state_dict(narrow, fixed.state_dict()))
+    narrow.eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    snr = torch.tensor([3.0, 12.0])
+    with torch.no_grad():
+        wide = fixed.encode(x, snr)
+        z = narrow.encode(x, snr)
+        assert torch.allclose(z, wide[:, :8], atol=1e-5)
+        padded = torch.nn.functional.pad(z, (0, 0, 0, 0, 0, 24))
+        assert torch.allclose(narrow.decode(z, snr), fixed.decode(padded, snr), atol=1e-5)
+    assert narrow.cfg.cbr(32, 32) == pytest.approx(1 / 48)

@@ -50,10 +50,10 @@ def test_config_rejects_bad_min_side(raw):
 
 
 def test_config_check_models():
-    known = ["sc-cdm-cpu", PHOTO, "sc-cdm-paper-photo-rate", FADING, FADING_PHOTO, FAST]
+    known = ["sc-cdm-cpu", PHOTO, "sc-cdm-paper-photo-rate", FADING, FADING_PHOTO, FAST, "sc-cdm-cpu-rate"]
     ServiceConfig.from_env("transmitter", {}).check_models(known)
     off = {"SCCDM_PHOTO_MODEL": "", "SCCDM_RATE_MODEL": "", "SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": "",
-           "SCCDM_RAYLEIGH_FAST_MODEL": ""}
+           "SCCDM_RAYLEIGH_FAST_MODEL": "", "SCCDM_RATE_THUMB_MODEL": ""}
     ServiceConfig.from_env("transmitter", off).check_models(["sc-cdm-cpu"])  # off: not checked
     with pytest.raises(ConfigError, match=r"SCCDM_PHOTO_MODEL='no-such-model'.*sc-cdm-cpu"):
         ServiceConfig.from_env("transmitter", {"SCCDM_PHOTO_MODEL": "no-such-model"}).check_models(known)

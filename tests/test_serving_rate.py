@@ -19,10 +19,10 @@ from sccdm.data import decode_image_bytes, image_to_tensor
 from sccdm.metrics import psnr
 from sccdm.rpc import sccdm_pb2 as pb
 from sccdm.serving import convert
-from sccdm.serving.config import DEFAULT_RATE_MODEL, ConfigError, ServiceConfig
+from sccdm.serving.config import DEFAULT_RATE_MODEL, DEFAULT_RATE_THUMB_MODEL, ConfigError, ServiceConfig
 from sccdm.serving.models import ModelStore
 
-DEFAULT, PHOTO, RATE = "sc-cdm-cpu", "sc-cdm-paper-photo", "sc-cdm-paper-photo-rate"
+DEFAULT, PHOTO, RATE, THUMB_RATE = "sc-cdm-cpu", "sc-cdm-paper-photo", "sc-cdm-paper-photo-rate", "sc-cdm-cpu-rate"
 CBRS = {8: 1 / 48, 16: 1 / 24, 32: 1 / 12}   # latent channels -> nominal CBR of the rate model
 
 
@@ -38,10 +38,16 @@ def _encode(stub, arr, cbr=None, model: str = "") -> pb.SymbolFrame:
 def test_rate_model_config():
     assert ServiceConfig.from_env("transmitter", {}).rate_model == DEFAULT_RATE_MODEL == RATE
     assert ServiceConfig.from_env("transmitter", {"SCCDM_RATE_MODEL": ""}).rate_model == ""
-    fading_off = {"SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": "", "SCCDM_RAYLEIGH_FAST_MODEL": ""}
+    fading_off = {"SCCDM_RAYLEIGH_MODEL": "", "SCCDM_RAYLEIGH_PHOTO_MODEL": "", "SCCDM_RAYLEIGH_FAST_MODEL": "",
+                  "SCCDM_RATE_THUMB_MODEL": ""}
     ServiceConfig.from_env("transmitter", {"SCCDM_RATE_MODEL": "", **fading_off}).check_models([DEFAULT, PHOTO])
     with pytest.raises(ConfigError, match="SCCDM_RATE_MODEL='nope'"):
         ServiceConfig.from_env("transmitter", {"SCCDM_RATE_MODEL": "nope", **fading_off}).check_models(
+            [DEFAULT, PHOTO, RATE])
+    assert ServiceConfig.from_env("transmitter", {}).rate_thumb_model == DEFAULT_RATE_THUMB_MODEL == THUMB_RATE
+    assert ServiceConfig.from_env("transmitter", {"SCCDM_RATE_THUMB_MODEL": ""}).rate_thumb_model == ""
+    with pytest.raises(ConfigError, match="SCCDM_RATE_THUMB_MODEL='nope'"):
+        ServiceConfig.from_env("transmitter", {**fading_off, "SCCDM_RATE_THUMB_MODEL": "nope"}).check_models(
             [DEFAULT, PHOTO, RATE])
 
 
@@ -64,6 +70,18 @@ def test_resolve_with_cbr():
     assert infos[RATE]["is_rate_default"] and not infos[PHOTO]["is_rate_default"]
 
 
+def test_resolve_with_cbr_gives_a_thumbnail_the_cifar_rate_model():
+    s = ModelStore(DEFAULT, "cpu", PHOTO, 64, RATE, rate_thumb=THUMB_RATE)
+    assert s.resolve("", 32, 32, cbr=1 / 24) == THUMB_RATE
+    assert s.resolve("", 32, 32, cbr=1 / 48, channel="rayleigh") == THUMB_RATE
+    assert s.resolve("", 32, 32, cbr=1 / 12) == DEFAULT        # the default sends 1/12 itself
+    assert s.resolve("", 96, 128, cbr=1 / 48) == RATE          # photos keep the photo rate model
+    assert s.resolve(RATE, 32, 32, cbr=1 / 48) == RATE
+    infos = {i["name"]: i for i in s.infos()}
+    assert infos[THUMB_RATE]["is_rate_thumb_default"] and not infos[THUMB_RATE]["is_rate_default"]
+    assert not infos[RATE]["is_rate_thumb_default"]
+
+
 # ------------------------------------------------------------------ gRPC
 
 def test_grpc_cbr_sends_the_prefix_and_reports_it(stubs, make_png):
@@ -79,6 +97,14 @@ def test_grpc_cbr_sends_the_prefix_and_reports_it(stubs, make_png):
     # named explicitly, the rate model also sends its full rate
     f = _encode(stubs["transmitter"], img, cbr=1 / 12, model=RATE)
     assert f.info.model == RATE and f.info.num_symbols == full_k
+
+
+def test_grpc_thumbnail_cbr_picks_the_cifar_rate_model(stubs, make_png):
+    _, img = make_png(32, 32, seed=8)
+    for c, cbr in CBRS.items():
+        f = _encode(stubs["transmitter"], img, cbr=cbr)
+        assert f.info.model == (DEFAULT if c == 32 else THUMB_RATE)
+        assert f.info.num_symbols == c * 4 * 4 // 2 and f.info.cbr == pytest.approx(cbr, rel=1e-9)
 
 
 @pytest.mark.parametrize("model, cbr, match", [(PHOTO, 1 / 48, "sends only CBR"), ("", 0.0, r"cbr must be in \(0, 1\]"),
@@ -134,6 +160,8 @@ def test_rest_models_names_the_rate_default(http):
     r = http.get("/v1/models").json()
     assert r["rate_default"] == RATE
     assert [m["name"] for m in r["models"] if m["is_rate_default"]] == [RATE]
+    assert r["rate_thumb_default"] == THUMB_RATE
+    assert [m["name"] for m in r["models"] if m["is_rate_thumb_default"]] == [THUMB_RATE]
 
 
 def test_rest_cbr_auto_and_refusals(http, make_png):

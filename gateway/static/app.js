@@ -532,7 +532,9 @@ async function loadModels() {
     const fast = (body.channel_defaults && body.channel_defaults["rayleigh-fast"]) || [];
     auto.title = `${body.photo_default ? body.photo_default + " for photos, " : ""}${body.default} otherwise` +
       (fading.length ? `; on Rayleigh: ${fading.join(", ")}` : "") +
-      (fast.length ? `; on fast Rayleigh fading: ${fast.join(", ")} for thumbnails` : "");
+      (fast.length ? `; on fast Rayleigh fading: ${fast.join(", ")} for thumbnails` : "") +
+      (body.rate_default || body.rate_thumb_default ? `; for another CBR: ${[body.rate_thumb_default && body.rate_thumb_default +
+        " (thumbnails)", body.rate_default && body.rate_default + (body.rate_thumb_default ? " (photos)" : "")].filter(Boolean).join(", ")}` : "");
     sel.replaceChildren(auto, ...body.models.map((m) => {
       const o = document.createElement("option");
       const rates = (m.config && m.config.rates && m.config.rates.length) ? ", rate-adaptive" : "";

@@ -50,7 +50,7 @@ __all__ = ["LinkConfig", "Header", "HeaderError", "FrameLayout", "layout", "prea
 MODEL_IDS = {"": 0, "sc-cdm-cpu": 1, "deepjscc-cpu": 2, "sc-cdm-paper-awgn": 3, "deepjscc-paper-awgn": 4,
              "sc-cdm-cpu-rayleigh": 5, "deepjscc-paper-rayleigh": 6, "sc-cdm-paper-photo": 7,
              "deepjscc-paper-photo": 8, "sc-cdm-paper-photo-rate": 9, "sc-cdm-paper-photo-rayleigh": 10,
-             "sc-cdm-cpu-rayleigh-fast": 11}
+             "sc-cdm-cpu-rayleigh-fast": 11, "sc-cdm-cpu-rate": 12}
 
 
 def model_id(name: str | None) -> int:

@@ -12,8 +12,7 @@ model serves the whole SNR range and one batch may mix SNRs.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, asdict, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -118,13 +117,19 @@ def _rate(c: int, cfg, like: torch.Tensor) -> torch.Tensor:
 
 def adapt_state_dict(model: nn.Module, state: dict) -> dict:
     """A fixed-rate codec's weights for its rate-adaptive twin: the embeddings' new rate input
-    starts at zero, so at full rate the twin computes what the original did."""
+    starts at zero, so at full rate the twin computes what the original did. For a codec with
+    fewer latent channels (a single-CBR reference), the latent-facing layers keep their first
+    channels: it then sends what the wider codec's prefix would."""
     own = model.state_dict()
     out = dict(state)
     for k, v in state.items():
-        if k in own and own[k].dim() == 2 and v.dim() == 2 and own[k].shape[0] == v.shape[0] \
-                and own[k].shape[1] == v.shape[1] + 1:
+        if k not in own or own[k].shape == v.shape:
+            continue
+        o = own[k]
+        if o.dim() == 2 and v.dim() == 2 and o.shape[0] == v.shape[0] and o.shape[1] == v.shape[1] + 1:
             out[k] = torch.cat([v, torch.zeros_like(v[:, :1])], dim=1)
+        elif o.dim() == v.dim() and all(a <= b for a, b in zip(o.shape, v.shape)):
+            out[k] = v[tuple(slice(0, a) for a in o.shape)].clone()
     return out
 
 

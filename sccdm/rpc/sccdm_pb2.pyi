@@ -190,7 +190,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default", "is_rate_default", "channel_default_for")
+    __slots__ = ("name", "loaded", "has_refiner", "is_default", "device", "config", "is_photo_default", "is_rate_default", "channel_default_for", "is_rate_thumb_default")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     HAS_REFINER_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +200,7 @@ class ModelInfo(_message.Message):
     IS_PHOTO_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     IS_RATE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_DEFAULT_FOR_FIELD_NUMBER: _ClassVar[int]
+    IS_RATE_THUMB_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     name: str
     loaded: bool
     has_refiner: bool
@@ -209,7 +210,8 @@ class ModelInfo(_message.Message):
     is_photo_default: bool
     is_rate_default: bool
     channel_default_for: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ..., is_rate_default: _Optional[bool] = ..., channel_default_for: _Optional[_Iterable[str]] = ...) -> None: ...
+    is_rate_thumb_default: bool
+    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., has_refiner: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_photo_default: _Optional[bool] = ..., is_rate_default: _Optional[bool] = ..., channel_default_for: _Optional[_Iterable[str]] = ..., is_rate_thumb_default: _Optional[bool] = ...) -> None: ...
 
 class ModelList(_message.Message):
     __slots__ = ("models",)

@@ -15,6 +15,8 @@ SCCDM_PHOTO_MODEL          zoo model for a request that names none and sends a  
 SCCDM_RATE_MODEL           zoo model for a request that names none and asks for   sc-cdm-paper-photo-rate
                            a cbr the automatic choice cannot send (a rate-
                            adaptive model); empty string: off
+SCCDM_RATE_THUMB_MODEL     ... and sends a thumbnail (not photo-sized); empty     sc-cdm-cpu-rate
+                           string: SCCDM_RATE_MODEL
 SCCDM_RAYLEIGH_MODEL       zoo model for a request that names none and says its   sc-cdm-cpu-rayleigh
                            channel is "rayleigh"; empty string: SCCDM_MODEL
 SCCDM_RAYLEIGH_PHOTO_MODEL ... and sends a photo-sized image; empty string:       sc-cdm-paper-photo-
@@ -82,6 +84,7 @@ GRPC_SERVICE_NAMES = {"transmitter": "sccdm.v1.Transmitter", "channel": "sccdm.v
 MODEL_SERVICES = ("transmitter", "receiver")   # the services that load zoo models
 DEFAULT_PHOTO_MODEL = "sc-cdm-paper-photo"
 DEFAULT_RATE_MODEL = "sc-cdm-paper-photo-rate"
+DEFAULT_RATE_THUMB_MODEL = "sc-cdm-cpu-rate"
 DEFAULT_RAYLEIGH_MODEL = "sc-cdm-cpu-rayleigh"
 DEFAULT_RAYLEIGH_PHOTO_MODEL = "sc-cdm-paper-photo-rayleigh"
 DEFAULT_RAYLEIGH_FAST_MODEL = "sc-cdm-cpu-rayleigh-fast"
@@ -137,6 +140,7 @@ class ServiceConfig:
     photo_model: str = DEFAULT_PHOTO_MODEL   # "" = off
     photo_min_side: int = 64
     rate_model: str = DEFAULT_RATE_MODEL     # "" = off
+    rate_thumb_model: str = DEFAULT_RATE_THUMB_MODEL   # "" = rate_model for thumbnails too
     rayleigh_model: str = DEFAULT_RAYLEIGH_MODEL              # "" = the AWGN choice
     rayleigh_photo_model: str = DEFAULT_RAYLEIGH_PHOTO_MODEL  # "" = the AWGN choice
     rayleigh_fast_model: str = DEFAULT_RAYLEIGH_FAST_MODEL    # "" = the block-fading choice
@@ -179,11 +183,12 @@ class ServiceConfig:
 
     def check_models(self, known) -> None:
         """:class:`ConfigError` unless every model variable (SCCDM_MODEL and, when on, SCCDM_PHOTO_MODEL,
-        SCCDM_RATE_MODEL, SCCDM_RAYLEIGH_MODEL, SCCDM_RAYLEIGH_PHOTO_MODEL, SCCDM_RAYLEIGH_FAST_MODEL) names one of
+        SCCDM_RATE_MODEL, SCCDM_RATE_THUMB_MODEL, SCCDM_RAYLEIGH_MODEL, SCCDM_RAYLEIGH_PHOTO_MODEL, SCCDM_RAYLEIGH_FAST_MODEL) names one of
         ``known`` (zoo names)."""
         known = list(known)
         for var, name in (("SCCDM_MODEL", self.model), ("SCCDM_PHOTO_MODEL", self.photo_model),
-                          ("SCCDM_RATE_MODEL", self.rate_model), ("SCCDM_RAYLEIGH_MODEL", self.rayleigh_model),
+                          ("SCCDM_RATE_MODEL", self.rate_model), ("SCCDM_RATE_THUMB_MODEL", self.rate_thumb_model),
+                          ("SCCDM_RAYLEIGH_MODEL", self.rayleigh_model),
                           ("SCCDM_RAYLEIGH_PHOTO_MODEL", self.rayleigh_photo_model),
                           ("SCCDM_RAYLEIGH_FAST_MODEL", self.rayleigh_fast_model)):
             if name and name not in known:
@@ -204,6 +209,7 @@ class ServiceConfig:
             # unlike the others, set-but-empty is a value here: the photo model off
             photo_model=env.get("SCCDM_PHOTO_MODEL", DEFAULT_PHOTO_MODEL).strip(),
             rate_model=env.get("SCCDM_RATE_MODEL", DEFAULT_RATE_MODEL).strip(),
+            rate_thumb_model=env.get("SCCDM_RATE_THUMB_MODEL", DEFAULT_RATE_THUMB_MODEL).strip(),
             rayleigh_model=env.get("SCCDM_RAYLEIGH_MODEL", DEFAULT_RAYLEIGH_MODEL).strip(),
             rayleigh_photo_model=env.get("SCCDM_RAYLEIGH_PHOTO_MODEL", DEFAULT_RAYLEIGH_PHOTO_MODEL).strip(),
             rayleigh_fast_model=env.get("SCCDM_RAYLEIGH_FAST_MODEL", DEFAULT_RAYLEIGH_FAST_MODEL).strip(),

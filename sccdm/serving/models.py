@@ -3,8 +3,9 @@
 A request that names no model gets the default (SCCDM_MODEL), or the photo model
 (SCCDM_PHOTO_MODEL) when its images are photo-sized: smaller side >= SCCDM_PHOTO_MIN_SIDE;
 if it says its channel is "rayleigh", the fading-trained counterpart (SCCDM_RAYLEIGH_MODEL,
-SCCDM_RAYLEIGH_PHOTO_MODEL; SCCDM_RAYLEIGH_FAST_MODEL for a thumbnail on per-symbol fading); if it asks for a CBR that model cannot send, the rate-adaptive
-model (SCCDM_RATE_MODEL).
+SCCDM_RAYLEIGH_PHOTO_MODEL; SCCDM_RAYLEIGH_FAST_MODEL for a thumbnail on per-symbol fading); if it
+asks for a CBR that model cannot send, the rate-adaptive model (SCCDM_RATE_THUMB_MODEL for a thumbnail,
+else SCCDM_RATE_MODEL).
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ class ModelStore:
     FADINGS = ("", "block", "fast")
 
     def __init__(self, default: str, device: str, photo: str = "", photo_min_side: int = 64, rate: str = "",
-                 rayleigh: str = "", rayleigh_photo: str = "", rayleigh_fast: str = ""):
+                 rayleigh: str = "", rayleigh_photo: str = "", rayleigh_fast: str = "", rate_thumb: str = ""):
         self.default, self.device = default, device
-        self.photo, self.photo_min_side, self.rate = photo, photo_min_side, rate
+        self.photo, self.photo_min_side, self.rate, self.rate_thumb = photo, photo_min_side, rate, rate_thumb
         self.rayleigh, self.rayleigh_photo, self.rayleigh_fast = rayleigh, rayleigh_photo, rayleigh_fast
         self._models: dict = {}
         self._configs: dict = {}   # name -> codec config, read once (not per request)
@@ -35,7 +36,7 @@ class ModelStore:
     @classmethod
     def from_config(cls, cfg, device) -> "ModelStore":
         return cls(cfg.model, device, cfg.photo_model, cfg.photo_min_side, cfg.rate_model,
-                   cfg.rayleigh_model, cfg.rayleigh_photo_model, cfg.rayleigh_fast_model)
+                   cfg.rayleigh_model, cfg.rayleigh_photo_model, cfg.rayleigh_fast_model, cfg.rate_thumb_model)
 
     def is_photo(self, height: int | None, width: int | None) -> bool:
         """Whether an image of this size gets the photo model when a request names none."""
@@ -47,23 +48,27 @@ class ModelStore:
         photo-sized image (height x width given), else the default, each replaced by its Rayleigh-trained
         counterpart when ``channel`` is "rayleigh" and one is configured (for a thumbnail with ``fading``
         "fast", the per-symbol-fading one first: a codec trained on one h per image loses 0.4-0.7 dB when
-        every symbol fades on its own); and when that one cannot send ``cbr``, the rate-adaptive model.
+        every symbol fades on its own); and when that one cannot send ``cbr``, the rate-adaptive model
+        (the thumbnail one for an image that is not photo-sized, when configured).
         An unknown name, channel or fading -> :class:`InvalidInput`."""
         if channel not in self.CHANNELS:
             raise InvalidInput(f"channel must be one of 'awgn', 'rayleigh' or empty, got {channel!r}")
         if fading not in self.FADINGS:
             raise InvalidInput(f"fading must be one of 'block', 'fast' or empty, got {fading!r}")
-        explicit = bool(name)
-        if not explicit:
-            photo = self.is_photo(height, width)
-            name = self.photo if photo else self.default
-            if channel == "rayleigh":
-                fast = self.rayleigh_fast if fading == "fast" and not photo else ""
-                name = fast or (self.rayleigh_photo if photo else self.rayleigh) or name
+        if name:
+            self._check(name)
+            return name
+        photo = self.is_photo(height, width)
+        name = self.photo if photo else self.default
+        if channel == "rayleigh":
+            fast = self.rayleigh_fast if fading == "fast" and not photo else ""
+            name = fast or (self.rayleigh_photo if photo else self.rayleigh) or name
         self._check(name)
-        if not explicit and cbr is not None and self.rate and name != self.rate and not self.sends(name, cbr):
-            self._check(self.rate)
-            name = self.rate
+        # a thumbnail's rate model is CIFAR-trained: the photo one spends its capacity on photo statistics
+        rate = (self.rate_thumb if not photo else "") or self.rate
+        if cbr is not None and rate and name != rate and not self.sends(name, cbr):
+            self._check(rate)
+            name = rate
         return name
 
     def _check(self, name: str) -> None:
@@ -112,6 +117,7 @@ class ModelStore:
             out.append({"name": n, "loaded": n in self._models, "has_refiner": "refiner" in e.get("parts", {}),
                         "is_default": n == self.default, "is_photo_default": bool(self.photo) and n == self.photo,
                         "is_rate_default": bool(self.rate) and n == self.rate,
+                        "is_rate_thumb_default": bool(self.rate_thumb) and n == self.rate_thumb,
                         "channel_default_for": self._channel_default_for(n),
                         "device": str(self.device), "config": cfg})
         return out
@@ -125,6 +131,7 @@ def model_list_proto(store: ModelStore):
     return pb.ModelList(models=[pb.ModelInfo(name=i["name"], loaded=i["loaded"], has_refiner=i["has_refiner"],
                                              is_default=i["is_default"], is_photo_default=i["is_photo_default"],
                                              is_rate_default=i["is_rate_default"],
+                                             is_rate_thumb_default=i["is_rate_thumb_default"],
                                              channel_default_for=i["channel_default_for"],
                                              device=i["device"],
                                              config=dict_to_struct(i["config"]))
