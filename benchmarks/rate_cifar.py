@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import report  # noqa: E402
-from sccdm import data, weights  # noqa: E402
+from sccdm import data, weights, zoo  # noqa: E402
 from sccdm.evaluate import evaluate  # noqa: E402
 from sccdm.pipeline import SCCDM  # noqa: E402
 
@@ -99,7 +99,10 @@ def main(argv=None) -> int:
     t0 = time.time()
     x = data.load_eval_images(None, limit=args.limit)
     rows = run(x, args.snrs, args.rate, single_rate_models(args.singles), args.full, args.photo_rate)
-    m = report.meta("benchmarks/rate_cifar.py", argv, t0, limit=args.limit)
+    m = report.meta("benchmarks/rate_cifar.py", argv, t0, limit=args.limit,
+                    codec_sha256={n: zoo.entry(n)["parts"]["codec"]["sha256"] for n in (args.rate, args.full, args.photo_rate)},
+                    single_sha256={c: weights.sha256_file(REPO / args.singles.format(c=c) / "model.safetensors")
+                                   for c in RATES})
     report.write(args.out, m, rows, markdown(m, rows))
     return 0
 

@@ -77,6 +77,8 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--rates", default=None,
                    help="codec: rate-adaptive, comma list of latent channel counts it may send (e.g. 8,16,32: "
                         "CBR 1/48, 1/24, 1/12); each batch trains one, drawn uniformly")
+    p.add_argument("--rate-weights", default=None,
+                   help="with --rates: how often each rate is drawn, comma list (default: uniformly)")
     p.add_argument("--channels", type=int, default=None,
                    help="codec: latent channels of a fixed-rate codec (the preset's by default); with --init from "
                         "a wider codec it starts from that codec's first channels (a single-CBR reference)")
@@ -305,10 +307,17 @@ class _Trainer:
             return loss + F.l1_loss(o["x_teacher"].float(), x) if "x_teacher" in o else loss
 
     def _draw_rate(self, codec) -> int | None:
-        """A rate-adaptive codec trains every rate: one drawn per batch (None: fixed rate)."""
+        """A rate-adaptive codec trains every rate: one drawn per batch, uniformly or by ``--rate-weights``
+        (None: fixed rate)."""
         rates = getattr(codec.cfg, "rates", ())
         if not rates:
             return None
+        w = getattr(self.args, "rate_weights", None)
+        if w:
+            w = torch.tensor([float(v) for v in w.split(",")], device=self.device)
+            if len(w) != len(rates) or bool((w < 0).any()) or float(w.sum()) <= 0:
+                raise SystemExit(f"--rate-weights needs {len(rates)} non-negative weights, one per rate {rates}")
+            return rates[int(torch.multinomial(w, 1, generator=self.gen))]
         return rates[int(torch.randint(len(rates), (1,), generator=self.gen, device=self.device))]
 
     def step(self) -> float:

@@ -129,3 +129,20 @@ def test_a_narrower_codec_starts_from_the_wider_ones_first_channels(fixed_and_ad
         padded = torch.nn.functional.pad(z, (0, 0, 0, 0, 0, 24))
         assert torch.allclose(narrow.decode(z, snr), fixed.decode(padded, snr), atol=1e-5)
     assert narrow.cfg.cbr(32, 32) == pytest.approx(1 / 48)
+
+
+def test_rate_weights_set_how_often_each_rate_trains():
+    from types import SimpleNamespace
+
+    from sccdm import train
+    codec = SimpleNamespace(cfg=SimpleNamespace(rates=(8, 16, 32)))
+    me = SimpleNamespace(args=SimpleNamespace(rate_weights="0,1,3"), gen=torch.Generator().manual_seed(0),
+                         device=torch.device("cpu"))
+    draws = [train._Trainer._draw_rate(me, codec) for _ in range(4000)]
+    assert 8 not in draws and abs(draws.count(32) / len(draws) - 0.75) < 0.03      # binomial sd 0.007
+    me.args.rate_weights = None
+    draws = [train._Trainer._draw_rate(me, codec) for _ in range(3000)]
+    assert all(abs(draws.count(c) / len(draws) - 1 / 3) < 0.03 for c in (8, 16, 32))
+    me.args.rate_weights = "1,1"
+    with pytest.raises(SystemExit, match="rate-weights"):
+        train._Trainer._draw_rate(me, codec)
