@@ -59,3 +59,11 @@ rate=(--preset cpu --data data --init runs/cpu-codec --channel awgn --minutes 25
       --threads "$T" --val 500 --val-every 400 --log-every 100)
 sccdm train codec "${rate[@]}" --rates 8,16,32 --out runs/cpu-rate
 for c in 8 16; do sccdm train codec "${rate[@]}" --channels $c --out runs/cpu-c$c; done
+
+# --- 2026-11-27, for the next sc-cdm-cpu (the 1/12 reference above was +0.11..+0.14 dB over it): that codec
+#     27 min more, and sc-cdm-cpu's refiner through stage 1 on its outputs (fp16 in checkpoints/cpu-next/; next:
+#     refine2 on the continued codec, the paper suite, then replace sc-cdm-cpu)
+sccdm train codec --preset cpu --data data --init runs/cpu-c32 --channel awgn --minutes 27 --batch 64 --lr 2e-4 \
+  --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/cpu-c32b
+sccdm train refine1 --preset cpu --data data --codec runs/cpu-c32 --init runs/cpu-refiner --channel awgn --minutes 27 \
+  --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine1-c32
