@@ -76,7 +76,7 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--warmup", type=float, default=None, help="warm-up as a fraction of the plan")
     p.add_argument("--rates", default=None,
                    help="codec: rate-adaptive, comma list of latent channel counts it may send (e.g. 8,16,32: "
-                        "CBR 1/48, 1/24, 1/12); each batch trains one, drawn uniformly")
+                        "CBR 1/48, 1/24, 1/12); each batch trains one, drawn as --rate-weights says")
     p.add_argument("--rate-weights", default=None,
                    help="with --rates: how often each rate is drawn, comma list (default: uniformly)")
     p.add_argument("--channels", type=int, default=None,
@@ -228,6 +228,18 @@ def _holdout_images(args, device) -> torch.Tensor | None:
     return image_to_tensor(load_split(args.data, "test", args.val)).to(device)
 
 
+def _rate_weights(spec: str | None, rates: tuple, device) -> torch.Tensor | None:
+    """``--rate-weights`` "1,1,2" -> a tensor of draw weights, one per rate (None: draw uniformly)."""
+    if not spec:
+        return None
+    if not rates:
+        raise SystemExit("--rate-weights needs a rate-adaptive codec (--rates)")
+    w = torch.tensor([float(v) for v in spec.split(",")], device=device)
+    if len(w) != len(rates) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise SystemExit(f"--rate-weights needs {len(rates)} non-negative weights, one per rate {rates}")
+    return w
+
+
 # --------------------------------------------------------------------------- loop
 
 class _Trainer:
@@ -244,6 +256,8 @@ class _Trainer:
         self.model.to(self.device)
         if self.codec is not None:
             self.codec.to(self.device)
+        self.rates = tuple(getattr((self.codec or self.model).cfg, "rates", ()) or ())
+        self.rate_weights = _rate_weights(getattr(args, "rate_weights", None), self.rates, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.lr = args.lr or _default_lr(args)
         self.opt = torch.optim.Adam(self.params, lr=self.lr)
@@ -292,9 +306,9 @@ class _Trainer:
         chan = _channel_for_batch(self.gen, self.share, self.args.fading)
         with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
             if args.stage in ("codec", "deepjscc"):
-                return F.mse_loss(self.fwd(x, snr, chan, self.gen, self._draw_rate(self.model)).float(), x)
+                return F.mse_loss(self.fwd(x, snr, chan, self.gen, self._draw_rate()).float(), x)
             with torch.no_grad():
-                s_hat = transmit_train(self.codec, x, snr, chan, self.gen, channels=self._draw_rate(self.codec)).float()
+                s_hat = transmit_train(self.codec, x, snr, chan, self.gen, channels=self._draw_rate()).float()
             if args.stage == "refine1":
                 o = self.refine_fwd(x, s_hat)
                 return F.l1_loss(o["x_hat"].float(), x)
@@ -306,19 +320,14 @@ class _Trainer:
                 loss = loss + args.commit * F.l1_loss(z0, z_hat.detach())
             return loss + F.l1_loss(o["x_teacher"].float(), x) if "x_teacher" in o else loss
 
-    def _draw_rate(self, codec) -> int | None:
+    def _draw_rate(self) -> int | None:
         """A rate-adaptive codec trains every rate: one drawn per batch, uniformly or by ``--rate-weights``
         (None: fixed rate)."""
-        rates = getattr(codec.cfg, "rates", ())
-        if not rates:
+        if not self.rates:
             return None
-        w = getattr(self.args, "rate_weights", None)
-        if w:
-            w = torch.tensor([float(v) for v in w.split(",")], device=self.device)
-            if len(w) != len(rates) or bool((w < 0).any()) or float(w.sum()) <= 0:
-                raise SystemExit(f"--rate-weights needs {len(rates)} non-negative weights, one per rate {rates}")
-            return rates[int(torch.multinomial(w, 1, generator=self.gen))]
-        return rates[int(torch.randint(len(rates), (1,), generator=self.gen, device=self.device))]
+        if self.rate_weights is not None:
+            return self.rates[int(torch.multinomial(self.rate_weights, 1, generator=self.gen))]
+        return self.rates[int(torch.randint(len(self.rates), (1,), generator=self.gen, device=self.device))]
 
     def step(self) -> float:
         self.model.train()

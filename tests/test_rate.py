@@ -135,14 +135,15 @@ def test_rate_weights_set_how_often_each_rate_trains():
     from types import SimpleNamespace
 
     from sccdm import train
-    codec = SimpleNamespace(cfg=SimpleNamespace(rates=(8, 16, 32)))
-    me = SimpleNamespace(args=SimpleNamespace(rate_weights="0,1,3"), gen=torch.Generator().manual_seed(0),
-                         device=torch.device("cpu"))
-    draws = [train._Trainer._draw_rate(me, codec) for _ in range(4000)]
+    cpu, rates = torch.device("cpu"), (8, 16, 32)
+    me = SimpleNamespace(rates=rates, rate_weights=train._rate_weights("0,1,3", rates, cpu),
+                         gen=torch.Generator().manual_seed(0), device=cpu)
+    draws = [train._Trainer._draw_rate(me) for _ in range(4000)]
     assert 8 not in draws and abs(draws.count(32) / len(draws) - 0.75) < 0.03      # binomial sd 0.007
-    me.args.rate_weights = None
-    draws = [train._Trainer._draw_rate(me, codec) for _ in range(3000)]
+    me.rate_weights = train._rate_weights(None, rates, cpu)
+    draws = [train._Trainer._draw_rate(me) for _ in range(3000)]
     assert all(abs(draws.count(c) / len(draws) - 1 / 3) < 0.03 for c in (8, 16, 32))
-    me.args.rate_weights = "1,1"
     with pytest.raises(SystemExit, match="rate-weights"):
-        train._Trainer._draw_rate(me, codec)
+        train._rate_weights("1,1", rates, cpu)
+    with pytest.raises(SystemExit, match="rate-adaptive"):
+        train._rate_weights("1,1", (), cpu)
