@@ -69,6 +69,8 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=float, default=None, help="plan in steps: this many epochs (default 10)")
     budget.add_argument("--minutes", type=float, default=None, help="plan in training time: this many minutes")
+    budget.add_argument("--steps", type=int, default=None,
+                        help="plan in steps: this many updates (equal budgets for runs that share a device)")
     p.add_argument("--replan", action="store_true",
                    help="on resume, take this invocation's --epochs/--minutes instead of the checkpoint's plan")
     p.add_argument("--batch", type=int, default=64)
@@ -265,7 +267,7 @@ class _Trainer:
         if args.minutes is not None:
             self.plan = Plan("seconds", args.minutes * 60, warmup=args.warmup or 0.03)
         else:
-            total = max(1, int((args.epochs or 10) * self.steps_per_epoch))
+            total = getattr(args, "steps", None) or max(1, int((args.epochs or 10) * self.steps_per_epoch))
             self.plan = Plan("steps", total, warmup=args.warmup or min(200, total // 10) / total)
         self.gen = torch.Generator(device=self.device).manual_seed(args.seed * 1000 + rank)
         self.step_n, self.seconds = 0, 0.0

@@ -171,8 +171,10 @@ def test_publish_fp16_and_merge_checks_hashes(tmp_path):
         merge(src, dst, dst / "registry.json")
 
 
-def test_photo_crops_training_run(tmp_path):
-    """Photos of different sizes: random crops for training, centre crops of test/ for the held-out numbers."""
+@pytest.mark.parametrize("budget, steps", [(["--epochs", "2"], [1, 2]), (["--steps", "3"], [1, 2, 3])])
+def test_photo_crops_training_run(tmp_path, budget, steps):
+    """Photos of different sizes: random crops for training, centre crops of test/ for the held-out numbers;
+    the plan is in epochs (3 photos, batch 2: one step each) or in steps."""
     rng = np.random.default_rng(0)
     for split, sizes in (("train", [(70, 90), (64, 120), (100, 66)]), ("test", [(80, 80)])):
         (tmp_path / "photos" / split).mkdir(parents=True)
@@ -181,7 +183,7 @@ def test_photo_crops_training_run(tmp_path):
     from sccdm import train
     out = tmp_path / "run"
     train.run(train.build_parser().parse_args(
-        ["codec", "--data", str(tmp_path / "photos" / "train"), "--crop", "64", "--epochs", "2", "--batch", "2",
+        ["codec", "--data", str(tmp_path / "photos" / "train"), "--crop", "64", *budget, "--batch", "2",
          "--val", "1", "--val-every", "1", "--log-every", "1", "--out", str(out), "--threads", "1"]))
     recs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in recs] == [1, 2] and all("val_psnr_db" in r for r in recs)
+    assert [r["step"] for r in recs] == steps and all("val_psnr_db" in r for r in recs)

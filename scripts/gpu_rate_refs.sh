@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One accelerator call for issue 10's rate goal on photos: from one fixed-rate photo codec, train side by
+# side, with the same recipe and the same number of steps, a rate-adaptive codec (--rates 8,16,32) and a
+# single-CBR codec for each of its rates (--channels 8|16|32: 1/48, 1/24, 1/12). The runs share the card,
+# so the budget is counted in steps (--steps), not minutes. Each comes back as fp16 (< 16 MiB each);
+# `benchmarks/rate_cifar.py --data data/photos/test/kodak --rate DIR/rate --singles DIR/c{c} ...` then compares
+# them on Kodak.
+#
+#   bash scripts/gpu_rate_refs.sh OUT_DIR [STEPS] [MINUTES_CAP]
+#
+# Carried in .gpu/: init-codec-2/ (model.safetensors + config.json: the start codec, sc-cdm-paper-photo's)
+# and photos/. Env: RUNS ("rate c8 c16 c32"), CROP (128), BATCH (64), LR (2e-4), LIMIT (photos, for a
+# smoke run), INIT (.gpu/init-codec-2), DATA (.gpu/photos/train).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:?OUT dir}"); STEPS=${2:-1500}; CAP=${3:-8.5}
+INIT=${INIT:-.gpu/init-codec-2}; DATA=${DATA:-.gpu/photos/train}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 SCCDM_CACHE=${SCCDM_CACHE:-/tmp/sccdm-cache}
+(nvidia-smi -L 2>&1 || true) > "$OUT/train.log"
+echo "init $(sha256sum "$INIT/model.safetensors" | cut -c1-64) steps $STEPS" >> "$OUT/train.log"
+pids=()
+for r in ${RUNS:-rate c8 c16 c32}; do
+  case $r in rate) flag=(--rates 8,16,32);; c*) flag=(--channels "${r#c}");; esac
+  # --max-minutes: a run that would overrun the call stops at a checkpoint (its plan then unfinished: said in
+  # the log) instead of being killed with nothing to bring back
+  python3 -m sccdm.train codec --preset paper --out "/tmp/rr-$r" --steps "$STEPS" --warmup 0.03 \
+    --batch "${BATCH:-64}" --lr "${LR:-2e-4}" --init "$INIT" --channel awgn --data "$DATA" \
+    --crop "${CROP:-128}" "${flag[@]}" --val 24 --val-every 100000 --log-every 100 --ckpt-every 250 \
+    --max-minutes "$CAP" ${LIMIT:+--limit "$LIMIT"} > "$OUT/$r.log" 2>&1 &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; echo "run pid $p rc=$?" >> "$OUT/train.log"; done
+python3 - "$OUT" ${RUNS:-rate c8 c16 c32} <<'PY' >> "$OUT/train.log" 2>&1
+import json, sys
+from pathlib import Path
+import torch
+from safetensors.torch import load_file, save_file
+from sccdm import weights
+out = Path(sys.argv[1])
+for r in sys.argv[2:]:
+    run = Path(f"/tmp/rr-{r}")
+    if (run / "model.safetensors").exists():
+        t = load_file(str(run / "model.safetensors"))
+    elif (run / "ckpt.pt").exists():  # stopped by --max-minutes before the end of its plan
+        t = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)["model"]
+        print(r, "unfinished: exported from its last checkpoint")
+    else:
+        print(r, "no weights"); continue
+    (out / r).mkdir(exist_ok=True)
+    save_file({k: v.half().contiguous() if v.is_floating_point() else v.contiguous() for k, v in t.items()},
+              str(out / r / "model.safetensors"))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg.pop("sha256", None)
+    (out / r / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    weights.load_model_dir(out / r)  # loads: the export is usable
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()] if (run / "log.jsonl").exists() else []
+    last = log[-1] if log else {}
+    print(r, "fp16 written", (out / r / "model.safetensors").stat().st_size, "step", last.get("step"),
+          "val", last.get("val_psnr_db"), "img/s", last.get("img_per_s"))
+    if (run / "log.jsonl").exists():
+        (out / r / "log.jsonl").write_text((run / "log.jsonl").read_text())
+PY
+tail -n 5 "$OUT"/*.log
