@@ -15,7 +15,7 @@ DistributedDataParallel (gloo on CPU, NCCL on GPU); rank 0 logs and saves.
 Speed: the data set sits on the training device as uint8 and is augmented a batch
 at a time (:mod:`sccdm.batches`); on CUDA the forward runs under bf16 autocast
 (``--amp``) and optionally ``torch.compile`` (``--compile``). The learning rate
-follows one warm-up + cosine plan (:mod:`sccdm.schedule`), in steps (``--epochs``) or
+follows one warm-up + cosine plan (:mod:`sccdm.schedule`), in steps (``--epochs``, ``--steps``) or
 in seconds of training (``--minutes``), stored in the checkpoint so a resume
 continues it. ``--val N`` measures held-out PSNR on N test images every
 ``--val-every`` steps (:mod:`sccdm.holdout`). ``sccdm train recipe`` runs all four
