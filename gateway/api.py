@@ -115,7 +115,6 @@ async def transmit(
                                                              "large photographs on a CPU"),
 ):
     cfg = request.app.state.cfg
-    backends = request.app.state.backends
     t_start = time.monotonic()
     deadline = t_start + _timeout(cfg, timeout_s)
     ch = _validate_channel(channel, snr_db, fading, block_size, csi, erasure_prob, tx_snr_db)
@@ -123,26 +122,13 @@ async def transmit(
     data = await read_limited(image, int(cfg.max_upload_mb * 2**20))
     loop = asyncio.get_running_loop()
     img = await loop.run_in_executor(None, decode_upload, data, cfg.max_pixels)
-    t_decoded = time.monotonic()
-
-    frame = await backends.call("transmitter", backends.transmitter.Encode, pb.EncodeRequest(
-        tensor=convert.tensor_to_proto(torch.from_numpy(img)),
-        snr_db=snr_db if tx_snr_db is None else tx_snr_db, model=model, cbr=cbr, channel=ch.kind,
-        fading=ch.fading if ch.kind == "rayleigh" else ""), deadline)
-    t_enc = time.monotonic()
-    rx = await backends.call("channel", backends.channel.Transmit, pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(
-        kind=ch.kind, snr_db=ch.snr_db, fading=ch.fading, block_size=ch.block_size, csi=ch.csi,
-        erasure_prob=ch.erasure_prob, seed=seed)), deadline)
-    t_ch = time.monotonic()
+    t = {"start": t_start, "decoded": time.monotonic()}
     # float32 outputs give metrics identical to the in-process pipeline; a very large image whose
     # float outputs would not fit one gRPC message is measured on its PNG (uint8) instead
     h, w = img.shape[:2]
-    floats = h * w * 3 * 4 * (2 if refine else 1) + h * w * 3 * 2
-    want_tensor = floats < 0.8 * cfg.max_message_bytes
-    out = await backends.call("receiver", backends.receiver.Decode, pb.DecodeRequest(
-        frame=rx, refine=refine, seed=seed, want_png=True, want_tensor=want_tensor), deadline)
-    t_rx = time.monotonic()
-
+    want_tensor = h * w * 3 * 4 * (2 if refine else 1) + h * w * 3 * 2 < 0.8 * cfg.max_message_bytes
+    frame, rx, out = await _through_the_link(request.app.state.backends, img, ch, seed, refine, model, cbr,
+                                             tx_snr_db, want_tensor, deadline, t)
     status = _image_status(out, rx)
     if "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", ""):
         if status == "lost":  # a guess from no symbols is not passed off as the image that was sent
@@ -151,51 +137,70 @@ async def transmit(
         return Response(out.png[0], media_type="image/png",
                         headers={"X-SCCDM-Seed": str(seed), "X-SCCDM-Channel-Uses": str(frame.info.num_symbols),
                                  "X-SCCDM-Image-Status": status})
-
-    def report():
-        x = image_to_tensor(img)[None]
-        x_hat = (convert.proto_to_tensor(out.image, "image") if want_tensor
-                 else image_to_tensor(decode_image_bytes(out.png[0], h * w))[None])
-        y = convert.proto_to_tensor(rx.symbols, "symbols")
-        p, s = _quality(x_hat, x)
-        rep = {
-            "model": out.model, "width": int(img.shape[1]), "height": int(img.shape[0]),
-            "channel": {"kind": ch.kind, "snr_db": ch.snr_db, "fading": ch.fading, "block_size": ch.block_size,
-                        "csi": ch.csi, "erasure_prob": ch.erasure_prob},
-            # refine: what was asked; refined: whether it ran (a model without a refiner decodes without)
-            "seed": seed, "refine": bool(refine), "refined": bool(out.refined),
-            "psnr_db": p, "ssim": s, "image": _b64(out.png[0]), "image_mime": "image/png",
-            "quality_from": "float32" if want_tensor else "png",
-            "channel_uses": int(frame.info.num_symbols), "cbr": frame.info.cbr,
-            "latent_shape": list(frame.info.latent_shape),
-            "tx_snr_db": float(frame.info.tx_snr_db[0]), "est_snr_db": float(rx.snr_db[0]),
-            "eff_snr_db": float(out.eff_snr_db[0]), "noise_var": float(rx.noise_var[0]),
-            "csi_source": rx.csi_source, "csi_mode": rx.csi_mode, "backend": rx.backend,
-            "erased_fraction": (1.0 - float(convert.proto_to_tensor(rx.erasure_mask, "mask").float().mean())
-                                if rx.HasField("erasure_mask") else 0.0),
-            "received_symbols": _constellation(y),
-            # "ok", "erased" (some symbols lost) or "lost" (none arrived: the image is the decoder's guess
-            # from nothing); link_status: the radio backend's one-line account, when it gave one
-            "image_status": status, "link_status": rx.link_status,
-        }
-        air = _on_air(rx, h, w)
-        if air:
-            rep["on_air"] = air
-        if out.refined:
-            s_hat = (convert.proto_to_tensor(out.unrefined, "unrefined") if want_tensor
-                     else image_to_tensor(decode_image_bytes(out.unrefined_png[0], h * w))[None])
-            sp, ss = _quality(s_hat, x)
-            rep["s_hat"] = {"psnr_db": sp, "ssim": ss, "image": _b64(out.unrefined_png[0]), "image_mime": "image/png"}
-        return rep
-
-    rep = await loop.run_in_executor(None, report)
+    rep = await loop.run_in_executor(None, _report, img, frame, rx, out, ch, seed, refine, want_tensor, status)
     rep["timings_ms"] = {
-        "upload_decode": (t_decoded - t_start) * 1000, "encode": (t_enc - t_decoded) * 1000,
-        "channel": (t_ch - t_enc) * 1000, "decode": (t_rx - t_ch) * 1000,
-        "refine": out.timings.refine_ms, "total": (time.monotonic() - t_start) * 1000,
+        "upload_decode": (t["decoded"] - t["start"]) * 1000, "encode": (t["enc"] - t["decoded"]) * 1000,
+        "channel": (t["ch"] - t["enc"]) * 1000, "decode": (t["rx"] - t["ch"]) * 1000,
+        "refine": out.timings.refine_ms, "total": (time.monotonic() - t["start"]) * 1000,
         "transmitter_compute": frame.timings.compute_ms, "receiver_compute": out.timings.compute_ms,
         "receiver_batch_requests": out.timings.batch_requests,
     }
+    return rep
+
+
+async def _through_the_link(backends, img, ch, seed, refine, model, cbr, tx_snr_db, want_tensor, deadline, t):
+    """Encode -> channel -> decode through the three services; t gets each stage's end time."""
+    frame = await backends.call("transmitter", backends.transmitter.Encode, pb.EncodeRequest(
+        tensor=convert.tensor_to_proto(torch.from_numpy(img)),
+        snr_db=ch.snr_db if tx_snr_db is None else tx_snr_db, model=model, cbr=cbr, channel=ch.kind,
+        fading=ch.fading if ch.kind == "rayleigh" else ""), deadline)
+    t["enc"] = time.monotonic()
+    rx = await backends.call("channel", backends.channel.Transmit, pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(
+        kind=ch.kind, snr_db=ch.snr_db, fading=ch.fading, block_size=ch.block_size, csi=ch.csi,
+        erasure_prob=ch.erasure_prob, seed=seed)), deadline)
+    t["ch"] = time.monotonic()
+    out = await backends.call("receiver", backends.receiver.Decode, pb.DecodeRequest(
+        frame=rx, refine=refine, seed=seed, want_png=True, want_tensor=want_tensor), deadline)
+    t["rx"] = time.monotonic()
+    return frame, rx, out
+
+
+def _report(img, frame, rx, out, ch, seed, refine, want_tensor, status) -> dict:
+    """The JSON report of one transmission: quality against the upload, the channel as used, the images."""
+    h, w = img.shape[:2]
+    x = image_to_tensor(img)[None]
+    x_hat = (convert.proto_to_tensor(out.image, "image") if want_tensor
+             else image_to_tensor(decode_image_bytes(out.png[0], h * w))[None])
+    y = convert.proto_to_tensor(rx.symbols, "symbols")
+    p, s = _quality(x_hat, x)
+    rep = {
+        "model": out.model, "width": int(w), "height": int(h),
+        "channel": {"kind": ch.kind, "snr_db": ch.snr_db, "fading": ch.fading, "block_size": ch.block_size,
+                    "csi": ch.csi, "erasure_prob": ch.erasure_prob},
+        # refine: what was asked; refined: whether it ran (a model without a refiner decodes without)
+        "seed": seed, "refine": bool(refine), "refined": bool(out.refined),
+        "psnr_db": p, "ssim": s, "image": _b64(out.png[0]), "image_mime": "image/png",
+        "quality_from": "float32" if want_tensor else "png",
+        "channel_uses": int(frame.info.num_symbols), "cbr": frame.info.cbr,
+        "latent_shape": list(frame.info.latent_shape),
+        "tx_snr_db": float(frame.info.tx_snr_db[0]), "est_snr_db": float(rx.snr_db[0]),
+        "eff_snr_db": float(out.eff_snr_db[0]), "noise_var": float(rx.noise_var[0]),
+        "csi_source": rx.csi_source, "csi_mode": rx.csi_mode, "backend": rx.backend,
+        "erased_fraction": (1.0 - float(convert.proto_to_tensor(rx.erasure_mask, "mask").float().mean())
+                            if rx.HasField("erasure_mask") else 0.0),
+        "received_symbols": _constellation(y),
+        # "ok", "erased" (some symbols lost) or "lost" (none arrived: the image is the decoder's guess
+        # from nothing); link_status: the radio backend's one-line account, when it gave one
+        "image_status": status, "link_status": rx.link_status,
+    }
+    air = _on_air(rx, h, w)
+    if air:
+        rep["on_air"] = air
+    if out.refined:
+        s_hat = (convert.proto_to_tensor(out.unrefined, "unrefined") if want_tensor
+                 else image_to_tensor(decode_image_bytes(out.unrefined_png[0], h * w))[None])
+        sp, ss = _quality(s_hat, x)
+        rep["s_hat"] = {"psnr_db": sp, "ssim": ss, "image": _b64(out.unrefined_png[0]), "image_mime": "image/png"}
     return rep
 
 
