@@ -19,14 +19,23 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sccdm import zoo  # noqa: E402
-from sccdm.data import image_to_tensor, load_split  # noqa: E402
+from sccdm.data import image_to_tensor, load_photo_folder, load_split  # noqa: E402
 from sccdm.prior_ablation import prior_ablation  # noqa: E402
+
+
+def _images(data: str | None, limit: int, crop: int | None) -> torch.Tensor:
+    if not crop:
+        return image_to_tensor(load_split(data, "test", limit))
+    photos = load_photo_folder(data, min_side=crop, limit=limit)
+    return image_to_tensor(np.stack([p[(p.shape[0] - crop) // 2:(p.shape[0] - crop) // 2 + crop,
+                                       (p.shape[1] - crop) // 2:(p.shape[1] - crop) // 2 + crop] for p in photos]))
 
 
 def main(argv=None) -> int:
@@ -35,19 +44,21 @@ def main(argv=None) -> int:
     p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
     p.add_argument("--snr", type=float, nargs="+", default=[0, 3, 6, 9, 12, 15])
     p.add_argument("--limit", type=int, default=500)
-    p.add_argument("--data", default=None)
+    p.add_argument("--data", default=None, help="CIFAR-style set (default) or, with --crop, a folder of photos")
+    p.add_argument("--crop", type=int, default=None, help="photos: centre CROPxCROP crops (Kodak: 256)")
+    p.add_argument("--batch", type=int, default=100)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/prior_ablation")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    x = image_to_tensor(load_split(a.data, "test", a.limit))
+    x = _images(a.data, a.limit, a.crop)
     t0 = time.time()
     rows = []
     for name in a.model:
         m = zoo.load(name)
         for snr in a.snr:
-            r = prior_ablation(m, x, a.channel, snr)
+            r = prior_ablation(m, x, a.channel, snr, batch=a.batch)
             r["sha256"] = {k: v["sha256"] for k, v in zoo.entry(name)["parts"].items()}
             rows.append(r)
             print(json.dumps({k: r[k] for k in ("model", "snr_db", "nsf", "served", "swap_cost_db",
@@ -55,7 +66,8 @@ def main(argv=None) -> int:
     meta = {"command": "python benchmarks/prior_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(time.time() - t0, 1),
-            "images": f"first {len(x)} CIFAR-10 test images (JPEG copy)", "channel": a.channel}
+            "images": (f"first {len(x)} CIFAR-10 test images (JPEG copy)" if not a.crop else
+                       f"centre {a.crop}x{a.crop} crops of the first {len(x)} images of {a.data}"), "channel": a.channel}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
