@@ -5,10 +5,11 @@
         --full sc-cdm-paper-photo --photo-rate "" --budget "..." --out benchmarks/results/photos/rate_kodak
 
 `sc-cdm-cpu-rate` sends the first 8, 16 or 32 of its 32 latent channels (CBR 1/48, 1/24, 1/12).
-The single-CBR models next to it started from the same weights (`sc-cdm-cpu`'s codec) and trained for
-the same time with the same recipe, each at its one rate (fp16 copies in checkpoints/rate-cpu/cC;
-commands in scripts/train_cpu.sh); at 1/12 `sc-cdm-cpu` itself (75 min more of fixed-rate training) is
-a second reference, and the cost is taken against the better one. The photo rate model (what
+The single-CBR models next to it started from the same weights (the `sc-cdm-cpu` codec of 2026-11-27,
+sha256 e35708cd..., since replaced by a longer-trained one) and trained for the same time with the same
+recipe, each at its one rate (fp16 copies in checkpoints/rate-cpu/cC; commands in scripts/train_cpu.sh);
+``--full`` adds a second reference at 1/12 (the committed result: that start codec itself), and the cost
+is taken against the better one. The photo rate model (what
 thumbnails got before) is measured on the same thumbnails. Every column uses `sccdm
 eval`'s images and channel draws (first ``--limit`` CIFAR-10 test images, seed 0), decoder output (NSF)
 unless marked refined. With ``--data`` a folder of photos (Kodak) takes the place of CIFAR-10, and
@@ -66,7 +67,7 @@ def run(x, snrs, rate: str, singles: dict, full: str, photo_rate: str) -> list[d
                    "single": _psnr(x, snr, cbr, "nsf", singles[c].name, cache),
                    "photo_rate": _psnr(x, snr, cbr, "nsf", photo_rate, cache) if photo_rate else None,
                    "models": {"rate": rate, "single": singles[c].name, "photo_rate": photo_rate}}
-            if c == max(RATES):
+            if full and c == max(RATES):
                 row["full"] = _psnr(x, snr, None, "nsf", full, cache)
                 row["models"]["full"] = full
             row["best_single"] = max(row["single"], row.get("full", row["single"]))
@@ -85,16 +86,16 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     where = meta.get("data") or "CIFAR-10"
     lines = report.head(f"One model for three CBRs vs one model per CBR, {where} (benchmarks/rate_cifar.py)", meta,
                         f"first {meta['limit']} {where} test images, AWGN, `sccdm eval`'s draws.")
-    full = next(r["models"]["full"] for r in rows if "full" in r)
+    full = next((r["models"]["full"] for r in rows if "full" in r), "")
     lines += ["| SNR (dB) | CBR | one model (`%s`) | refined | model for this CBR, same budget | `%s` | "
-              "one model minus the better | photo rate model on thumbnails |" % (rows[0]["models"]["rate"], full),
+              "one model minus the better | photo rate model on thumbnails |" % (rows[0]["models"]["rate"], full or "-"),
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f = f"{r['full']:.2f}" if "full" in r else "-"
         lines.append(f"| {r['snr_db']:g} | 1/{round(1 / r['cbr'])} | {r['rate']:.2f} | {_f(r['rate_refined'])} | "
                      f"{r['single']:.2f} | {f} | {r['rate'] - r['best_single']:+.2f} | {_f(r['photo_rate'])} |")
     worst = min(r["rate"] - r["best_single"] for r in rows)
-    lines += ["", f"PSNR in dB, decoder output unless refined (with `{full}`'s refiner). Same budget: "
+    lines += ["", f"PSNR in dB, decoder output unless refined (with the one model's refiner). Same budget: "
               f"{meta['budget']}. Largest cost of serving three CBRs from one model: {-worst:.2f} dB. "
               f"Photo rate model: `{rows[0]['models']['photo_rate'] or '-'}`."]
     return "\n".join(lines) + "\n"
@@ -113,8 +114,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", default="sc-cdm-cpu-rate", help="zoo name or model folder")
     ap.add_argument("--singles", default="checkpoints/rate-cpu/c{c}",
                     help="folder of each single-CBR model ({c}: latent channels sent)")
-    ap.add_argument("--full", default="sc-cdm-cpu",
-                    help="a second reference at the full rate (1/12): zoo name or model folder")
+    ap.add_argument("--full", default="",
+                    help="a second reference at the full rate (1/12): zoo name or model folder (the committed "
+                         "result used the sc-cdm-cpu of 2026-11-27, codec sha256 e35708cd..., since replaced)")
     ap.add_argument("--photo-rate", default="sc-cdm-paper-photo-rate", help='"" leaves this column out')
     ap.add_argument("--budget", default="`sc-cdm-cpu`'s codec trained 25 more CPU minutes at that one CBR "
                                         "(checkpoints/rate-cpu/cC), as the one model was at three",

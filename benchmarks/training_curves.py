@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
-    meta = {"command": "python benchmarks/training_curves.py " + " ".join(argv if argv is not None else []),
+    meta = {"command": "python benchmarks/training_curves.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node()}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "curves": curves}, indent=1) + "\n")
     lines = ["# Training curves (held-out)", "", f"`{meta['command']}`  ", f"{meta['date']}", "",

@@ -67,3 +67,15 @@ sccdm train codec --preset cpu --data data --init runs/cpu-c32 --channel awgn --
   --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/cpu-c32b
 sccdm train refine1 --preset cpu --data data --codec runs/cpu-c32 --init runs/cpu-refiner --channel awgn --minutes 27 \
   --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine1-c32
+
+# --- 2026-11-27 (later): the new sc-cdm-cpu = runs/cpu-c32b's codec + this refiner (stage 2 on that codec)
+sccdm train refine2 --preset cpu --data data --codec runs/cpu-c32b --init runs/refine1-c32 --channel awgn --minutes 18 \
+  --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine2-c32b
+# and the new sc-cdm-cpu-rayleigh from it: the codec on Rayleigh block fading, then the former Rayleigh refiner
+# through stage 1 and stage 2 on its outputs
+sccdm train codec --preset cpu --data data --init runs/cpu-c32b --channel rayleigh --minutes 28 \
+  --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/ray-next-codec
+sccdm train refine1 --preset cpu --data data --codec runs/ray-next-codec --init runs/refine2-cpu-rayleigh \
+  --channel rayleigh --minutes 20 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 300 --out runs/ray-next-refine1
+sccdm train refine2 --preset cpu --data data --codec runs/ray-next-codec --init runs/ray-next-refine1 \
+  --channel rayleigh --minutes 12 --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 300 --out runs/ray-next-refine2

@@ -24,7 +24,7 @@ REGISTRY = ROOT / "registry.json"
 DEFAULT_MODEL = "sc-cdm-cpu"  # what the services load: sized for CPU serving
 # (task, channel) -> the zoo's best model for it (held-out PSNR); evaluation defaults come from here.
 # The Rayleigh models are the AWGN ones fine-tuned on Rayleigh for the same 28 min each.
-# sc-cdm-cpu (CPU, 23 epochs on AWGN) beats sc-cdm-paper-awgn (3 min on an H100) by ~0.6 dB.
+# sc-cdm-cpu (CPU, about 45 epochs on AWGN) beats sc-cdm-paper-awgn (3 min on an H100) by ~0.8 dB.
 DEFAULTS = {
     ("sc-cdm", "awgn"): "sc-cdm-cpu",
     ("sc-cdm", "rayleigh"): "sc-cdm-cpu-rayleigh",
