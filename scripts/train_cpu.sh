@@ -71,8 +71,8 @@ sccdm train refine1 --preset cpu --data data --codec runs/cpu-c32 --init runs/cp
 # --- 2026-11-27 (later): the new sc-cdm-cpu = runs/cpu-c32b's codec + this refiner (stage 2 on that codec)
 sccdm train refine2 --preset cpu --data data --codec runs/cpu-c32b --init runs/refine1-c32 --channel awgn --minutes 18 \
   --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 300 --out runs/refine2-c32b
-# and the new sc-cdm-cpu-rayleigh from it: the codec on Rayleigh block fading, then the former Rayleigh refiner
-# through stage 1 and stage 2 on its outputs
+# and the new sc-cdm-cpu-rayleigh from it: the codec on Rayleigh block fading (served), then the former Rayleigh
+# refiner through stage 1 and stage 2 on its outputs (not served: sc-cdm-cpu's new refiner does as well there)
 sccdm train codec --preset cpu --data data --init runs/cpu-c32b --channel rayleigh --minutes 28 \
   --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/ray-next-codec
 sccdm train refine1 --preset cpu --data data --codec runs/ray-next-codec --init runs/refine2-cpu-rayleigh \

@@ -49,14 +49,12 @@ def test_untrained_refiner_fails_the_check(images):
     assert abs(res["refine_gain_db"]) < 1e-3 and abs(res["swap_cost_db"]) < 1e-3
 
 
-def test_rayleigh_refiner_beats_the_awgn_one_on_fading(images):
-    """sc-cdm-cpu-rayleigh's refiner was trained on its codec's Rayleigh outputs; on those it must refine
-    more than sc-cdm-cpu's AWGN refiner it started from (measured on 500 images at 10 dB: +0.136 vs
-    +0.085 dB) and its served prior must matter more (swap 0.025 vs 0.005 dB). Same draws for both."""
+def test_rayleigh_model_refines_fading_outputs(images):
+    """sc-cdm-cpu-rayleigh serves sc-cdm-cpu's refiner on its Rayleigh codec: on those outputs it must still
+    refine and read its prior (measured on these 200 images at Rayleigh 10 dB: +0.149 dB, swap cost 0.021 dB;
+    a refiner trained on them from the former Rayleigh one reached +0.118 dB, which is why it is not served)."""
     m = zoo.load("sc-cdm-cpu-rayleigh")
-    own = prior_ablation(m, images, "rayleigh", 10.0)
-    m.refiner = zoo.load("sc-cdm-cpu").refiner
-    awgn = prior_ablation(m, images, "rayleigh", 10.0)
-    assert own["nsf"] == awgn["nsf"]
-    assert own["refine_gain_db"] >= 0.1 and own["refine_gain_db"] >= awgn["refine_gain_db"] + 0.025, (own, awgn)
-    assert own["swap_cost_db"] >= awgn["swap_cost_db"] + 0.005, (own, awgn)
+    res = prior_ablation(m, images, "rayleigh", 10.0)
+    assert res["refine_gain_db"] >= 0.1, res
+    assert res["swap_cost_db"] >= 0.01, res
+    assert res["teacher_swap_cost_db"] >= 0.2, res
