@@ -36,10 +36,20 @@ from sccdm.pipeline import SCCDM  # noqa: E402
 RATES = {8: 1 / 48, 16: 1 / 24, 32: 1 / 12}
 
 
-def single_rate_models(folder_fmt: str) -> dict[int, SCCDM]:
+def single_folders(spec: str) -> dict[int, str]:
+    """"DIR/c{c}" (one folder per rate) or three comma-separated folders, 1/48 first -> {channels: folder}."""
+    parts = spec.split(",")
+    if len(parts) == 1:
+        return {c: spec.format(c=c) for c in RATES}
+    if len(parts) != len(RATES):
+        raise SystemExit(f"--singles: one folder pattern or {len(RATES)} folders, got {len(parts)}")
+    return dict(zip(RATES, parts))
+
+
+def single_rate_models(spec: str) -> dict[int, SCCDM]:
     """channels -> the loaded single-CBR model."""
-    return {c: SCCDM(weights.load_model_dir(REPO / folder_fmt.format(c=c)), None, name=f"single-c{c}").eval()
-            for c in RATES}
+    return {c: SCCDM(weights.load_model_dir(REPO / d), None, name=f"single-c{c}").eval()
+            for c, d in single_folders(spec).items()}
 
 
 def folder_model(spec: str) -> SCCDM | None:
@@ -113,7 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="image folder (e.g. Kodak; default: the CIFAR-10 test set)")
     ap.add_argument("--rate", default="sc-cdm-cpu-rate", help="zoo name or model folder")
     ap.add_argument("--singles", default="checkpoints/rate-cpu/c{c}",
-                    help="folder of each single-CBR model ({c}: latent channels sent)")
+                    help="folder of each single-CBR model ({c}: latent channels sent), or three folders, "
+                         "comma-separated, 1/48 first")
     ap.add_argument("--full", default="",
                     help="a second reference at the full rate (1/12): zoo name or model folder (the committed "
                          "result used the sc-cdm-cpu of 2026-11-27, codec sha256 e35708cd..., since replaced)")
@@ -131,8 +142,8 @@ def main(argv=None) -> int:
     rows = run(x, args.snrs, args.rate, single_rate_models(args.singles), args.full, args.photo_rate)
     m = report.meta("benchmarks/rate_cifar.py", argv, t0, limit=args.limit, data=args.data, budget=args.budget,
                     codec_sha256={n: _codec_sha256(n) for n in (args.rate, args.full, args.photo_rate) if n},
-                    single_sha256={c: weights.sha256_file(REPO / args.singles.format(c=c) / "model.safetensors")
-                                   for c in RATES})
+                    single_sha256={c: weights.sha256_file(REPO / d / "model.safetensors")
+                                   for c, d in single_folders(args.singles).items()})
     report.write(args.out, m, rows, markdown(m, rows))
     return 0
 

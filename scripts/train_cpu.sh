@@ -52,17 +52,17 @@ for s in 0 3 6 9 12 15; do
     --log-every 500 --out runs/deepjscc-snr$s
 done
 
-# --- 2026-11-27: one CIFAR model for CBR 1/48, 1/24, 1/12 (sc-cdm-cpu-rate) and the single-CBR models it is
-#     measured against (benchmarks/rate_cifar.py; fp16 copies in checkpoints/rate-cpu/cC): same init (sc-cdm-cpu's
-#     codec as runs/cpu-codec), same recipe and time; --channels C keeps the init's first C latent channels
+# --- 2026-11-27: the first CIFAR model for CBR 1/48, 1/24, 1/12 (sc-cdm-cpu-rate) and the single-CBR models it was
+#     measured against (benchmarks/rate_cifar.py; their fp16 copies were checkpoints/rate-cpu/cC until commit
+#     ad748c3): same init (the then sc-cdm-cpu codec as runs/cpu-codec), same recipe and time; --channels C keeps
+#     the init's first C latent channels. The --rate-weights 1,1,2 run (runs/cpu-rate-w) was the one shipped.
 rate=(--preset cpu --data data --init runs/cpu-codec --channel awgn --minutes 25 --batch 64 --lr 3e-4 --warmup 0.02
       --threads "$T" --val 500 --val-every 400 --log-every 100)
 sccdm train codec "${rate[@]}" --rates 8,16,32 --out runs/cpu-rate
 for c in 8 16; do sccdm train codec "${rate[@]}" --channels $c --out runs/cpu-c$c; done
 
 # --- 2026-11-27, for the next sc-cdm-cpu (the 1/12 reference above was +0.11..+0.14 dB over it): that codec
-#     27 min more, and sc-cdm-cpu's refiner through stage 1 on its outputs (fp16 in checkpoints/cpu-next/; next:
-#     refine2 on the continued codec, the paper suite, then replace sc-cdm-cpu)
+#     27 min more (now sc-cdm-cpu's codec), and sc-cdm-cpu's refiner through stage 1 on its outputs
 sccdm train codec --preset cpu --data data --init runs/cpu-c32 --channel awgn --minutes 27 --batch 64 --lr 2e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/cpu-c32b
 sccdm train refine1 --preset cpu --data data --codec runs/cpu-c32 --init runs/cpu-refiner --channel awgn --minutes 27 \
@@ -79,3 +79,11 @@ sccdm train refine1 --preset cpu --data data --codec runs/ray-next-codec --init 
   --channel rayleigh --minutes 20 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 300 --out runs/ray-next-refine1
 sccdm train refine2 --preset cpu --data data --codec runs/ray-next-codec --init runs/ray-next-refine1 \
   --channel rayleigh --minutes 12 --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 300 --out runs/ray-next-refine2
+
+# --- 2026-11-27 (later): the new sc-cdm-cpu-rate and its single-CBR references, all from the new sc-cdm-cpu codec
+#     (runs/cpu-c32b), same recipe, the same 8,400 steps each (fp16 copies of c8, c16 in checkpoints/rate-cpu/;
+#     checkpoints/rate-cpu/c32 is the start codec itself); benchmarks/rate_cifar.py compares them
+rate=(--preset cpu --data data --init runs/cpu-c32b --channel awgn --steps 8400 --batch 64 --lr 3e-4 --warmup 0.02
+      --threads "$T" --val 500 --val-every 1400 --log-every 100)
+sccdm train codec "${rate[@]}" --rates 8,16,32 --rate-weights 1,1,2 --out runs/rate-next
+for c in 8 16; do sccdm train codec "${rate[@]}" --channels $c --out runs/rate-next-c$c; done

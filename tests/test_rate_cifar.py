@@ -1,11 +1,11 @@
 """The CIFAR rate-adaptive model (`sc-cdm-cpu-rate`, what a thumbnail gets when it asks for CBR 1/48 or
 1/24) earns its place: each doubling of the rate buys quality, it beats the photo rate model it replaced
-on thumbnails, and its full rate stays near the fixed-rate model trained as long from the same start
-(checkpoints/rate-cpu/c32). Random weights, or a model that ignores the rate, miss these margins.
+on thumbnails, and its full rate stays near the fixed-rate model it was made from (checkpoints/rate-cpu/c32,
+`sc-cdm-cpu`'s codec). Random weights, or a model that ignores the rate, miss these margins.
 
 Measured on 2,000 test images at AWGN 5 dB, decoder output (benchmarks/results/rate_cifar.md, which also
-has 0-15 dB and the single-CBR models): 20.53 / 22.42 / 24.66 dB at 1/48, 1/24, 1/12; the photo rate model
-20.16 / 22.07 / 24.17; the 1/12 reference 25.12. The tests use the first 300 of those images.
+has 0-15 dB and the single-CBR models): 20.55 / 22.46 / 24.75 dB at 1/48, 1/24, 1/12; the photo rate model
+20.16 / 22.07 / 24.17; the 1/12 reference 25.19. The tests use the first 300 of those images.
 """
 from __future__ import annotations
 
