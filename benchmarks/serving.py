@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     model = zoo.load("sc-cdm-cpu", device="cpu")
     cfg = ChannelConfig("awgn", 10.0)
     rows = []
-    print(f"starting the stack ...", flush=True)
+    print("starting the stack ...", flush=True)
     with Stack(gateway_port=0, env={"SCCDM_DEVICE": "cpu", "SCCDM_LOG_LEVEL": "WARNING"}) as stack:
         client = httpx.Client(base_url=stack.gateway_url, timeout=600,
                               limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
               "note": args.note, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving.json").write_text(json.dumps(report, indent=2))
-    md = [f"# Serving benchmark: networked stack vs in-process pipeline", "",
+    md = ["# Serving benchmark: networked stack vs in-process pipeline", "",
           f"- command: `{report['command']}`", f"- date: {report['date']} (commit {commit})",
           f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, torch "
           f"{report['machine']['torch']} ({report['machine']['torch_threads']} threads), no GPU; "

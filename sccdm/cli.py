@@ -1,7 +1,6 @@
 """The ``sccdm`` command: train, eval, stack, send."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 

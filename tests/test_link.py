@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sccdm.channels import ChannelConfig
-from sccdm.link import Header, HeaderError, LinkConfig, LinkMeta, LinkSession, Receiver, layout, modulate
+from sccdm.link import Header, HeaderError, LinkConfig, LinkMeta, LinkSession, Receiver, layout
 from sccdm.link.fec import conv_encode, viterbi_decode
 from sccdm.link.framing import build_frame
 from sccdm.link.pulse import rrc_taps, shape

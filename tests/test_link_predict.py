@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from sccdm.link import LinkConfig
-from sccdm.link.framing import Header, build_frame, layout
+from sccdm.link.framing import Header, build_frame
 from sccdm.link.modem import Receiver
 from sccdm.link.pulse import rrc_taps, shape
 

@@ -20,13 +20,11 @@ Environment:
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import threading
 from pathlib import Path
 
 import numpy as np
-import sigmf
 from sigmf import SigMFFile, sigmffile
 
 from . import get_backend, register

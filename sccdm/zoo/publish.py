@@ -10,7 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from . import REGISTRY, WEIGHTS_DIR
