@@ -87,3 +87,8 @@ rate=(--preset cpu --data data --init runs/cpu-c32b --channel awgn --steps 8400 
       --threads "$T" --val 500 --val-every 1400 --log-every 100)
 sccdm train codec "${rate[@]}" --rates 8,16,32 --rate-weights 1,1,2 --out runs/rate-next
 for c in 8 16; do sccdm train codec "${rate[@]}" --channels $c --out runs/rate-next-c$c; done
+
+# --- 2026-11-27 (last): the next sc-cdm-cpu-rayleigh-fast: the new Rayleigh codec on per-symbol fading
+#     (fp16 in checkpoints/fast-next/; not shipped yet: evaluate against the zoo's, then replace)
+sccdm train codec --preset cpu --data data --init runs/ray-next-codec --channel rayleigh --fading fast --minutes 33 \
+  --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/fast-next
