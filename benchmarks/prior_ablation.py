@@ -19,23 +19,20 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sccdm import zoo  # noqa: E402
-from sccdm.data import image_to_tensor, load_photo_folder, load_split  # noqa: E402
+from sccdm.data import center_crops, image_to_tensor, load_photo_folder, load_split  # noqa: E402
 from sccdm.prior_ablation import prior_ablation  # noqa: E402
 
 
 def _images(data: str | None, limit: int, crop: int | None) -> torch.Tensor:
     if not crop:
         return image_to_tensor(load_split(data, "test", limit))
-    photos = load_photo_folder(data, min_side=crop, limit=limit)
-    return image_to_tensor(np.stack([p[(p.shape[0] - crop) // 2:(p.shape[0] - crop) // 2 + crop,
-                                       (p.shape[1] - crop) // 2:(p.shape[1] - crop) // 2 + crop] for p in photos]))
+    return image_to_tensor(center_crops(load_photo_folder(data, min_side=crop, limit=limit), crop))
 
 
 def main(argv=None) -> int:

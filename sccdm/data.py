@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["load_image_folder", "load_photo_folder", "load_eval_images", "load_cifar_batches", "load_split", "ImageArrayDataset", "find_cifar",
+__all__ = ["load_image_folder", "load_photo_folder", "center_crops", "load_eval_images", "load_cifar_batches", "load_split", "ImageArrayDataset", "find_cifar",
            "image_to_tensor", "tensor_to_image", "decode_image_bytes", "ImageDecodeError"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -119,6 +119,12 @@ def load_photo_folder(root: str | Path, min_side: int = 0, limit: int | None = N
     if not out:
         raise FileNotFoundError(f"no image under {root} has both sides >= {min_side} px")
     return out
+
+
+def center_crops(photos: list[np.ndarray], size: int) -> np.ndarray:
+    """Centre size x size crops of uint8 [H, W, 3] photos (each at least size on both sides) -> [N, size, size, 3]."""
+    return np.stack([p[(p.shape[0] - size) // 2:(p.shape[0] - size) // 2 + size,
+                       (p.shape[1] - size) // 2:(p.shape[1] - size) // 2 + size] for p in photos])
 
 
 def load_cifar_batches(root: str | Path, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -218,15 +218,12 @@ def _batches(args, device, rank):
 def _holdout_images(args, device) -> torch.Tensor | None:
     if not args.val:
         return None
-    from .data import image_to_tensor, load_photo_folder, load_split
+    from .data import center_crops, image_to_tensor, load_photo_folder, load_split
     if args.crop:
         # centre crops of the test photos: fixed, so successive values compare
         photos = load_photo_folder(Path(args.data).parent / "test" if (Path(args.data).parent / "test").exists()
                                    else args.data, min_side=args.crop, limit=args.val)
-        s = args.crop
-        crops = [p[(p.shape[0] - s) // 2:(p.shape[0] - s) // 2 + s, (p.shape[1] - s) // 2:(p.shape[1] - s) // 2 + s]
-                 for p in photos]
-        return image_to_tensor(np.stack(crops)).to(device)
+        return image_to_tensor(center_crops(photos, args.crop)).to(device)
     return image_to_tensor(load_split(args.data, "test", args.val)).to(device)
 
 
