@@ -34,22 +34,9 @@ timeout $($PY -c "print(int($M2*60+60))") $PY -m sccdm.train refine2 --preset pa
   --val-every 100000 >> "$OUT/train.log" 2>&1
 echo "refine2 rc=$? at $(( $(date +%s) - t0 )) s" >> "$OUT/train.log"
 fi
-$PY - "$RUN" "$OUT" <<'PY' >> "$OUT/train.log" 2>&1
-import json, sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-run, out = Path(sys.argv[1]), Path(sys.argv[2])
-for part, src, dst in (("codec", run / "codec", out / "codec.safetensors"),
-                       ("refiner", run / "refine2", run / "refiner.safetensors")):
-    if not (src / "model.safetensors").exists():
-        print("missing", part); continue
-    t = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(src / "model.safetensors")).items()}
-    save_file(t, str(dst))
-    cfg = json.loads((src / "config.json").read_text()); cfg.pop("sha256", None)
-    (out / f"{part}.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    print("fp16", part, dst.stat().st_size)
-PY
-[ -f $RUN/refiner.safetensors ] && split -b 16500000 -d $RUN/refiner.safetensors "$OUT/refiner.safetensors.part"
+{ [ -f $RUN/codec/model.safetensors ] && $PY scripts/export_fp16.py $RUN/codec "$OUT/codec.safetensors" --config "$OUT/codec.json"
+  [ -f $RUN/refine2/model.safetensors ] && $PY scripts/export_fp16.py $RUN/refine2 "$OUT/refiner.safetensors" \
+    --config "$OUT/refiner.json" --split 16500000; } >> "$OUT/train.log" 2>&1
 # the trip back takes 8 files: logs and configs travel in one tarball
 tar -czf "$OUT/meta.tgz" -C "$RUN" --exclude='*.safetensors' --exclude='*.pt' . "$OUT"/*.json 2>/dev/null; rm -f "$OUT"/*.json
 ls -la "$OUT" >> "$OUT/train.log"

@@ -18,17 +18,6 @@ timeout $(python3 -c "print(int($MIN*60+90))") python3 -m sccdm.train codec --pr
   --data .gpu/photos/train --crop "${CROP:-128}" --rates "${RATES:-8,16,32}" --val 24 --val-every 1000 \
   --log-every 100 --ckpt-every 100000 ${EXTRA:-} >> "$OUT/train.log" 2>&1
 echo "train rc=$?" >> "$OUT/train.log"
-python3 - "$RUN" "$OUT" <<'PY' >> "$OUT/train.log" 2>&1
-import json, sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-run, out = Path(sys.argv[1]), Path(sys.argv[2])
-t = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(run / "model.safetensors")).items()}
-save_file(t, str(out / "codec.safetensors"))
-cfg = json.loads((run / "config.json").read_text())
-cfg.pop("sha256", None)
-(out / "codec.json").write_text(json.dumps(cfg, indent=2) + "\n")
-print("fp16 codec written", (out / "codec.safetensors").stat().st_size)
-PY
+python3 scripts/export_fp16.py "$RUN" "$OUT/codec.safetensors" --config "$OUT/codec.json" >> "$OUT/train.log" 2>&1
 tail -c 20000 $RUN/train.log > "$OUT/run-tail.log" 2>/dev/null || true
 ls $RUN >> "$OUT/train.log"

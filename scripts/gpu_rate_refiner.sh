@@ -21,17 +21,6 @@ echo "refine1 rc=$?" >> "$OUT/train.log"
 timeout $(python3 -c "print(int($M2*60+60))") python3 -m sccdm.train refine2 "${common[@]}" --out $RUN/refine2 \
   --minutes "$M2" --init $RUN/refine1 --val-every 100000 ${EXTRA:-} >> "$OUT/train.log" 2>&1
 echo "refine2 rc=$?" >> "$OUT/train.log"
-python3 - "$RUN/refine2" "$OUT" <<'PY' >> "$OUT/train.log" 2>&1
-import json, sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-run, out = Path(sys.argv[1]), Path(sys.argv[2])
-t = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(run / "model.safetensors")).items()}
-save_file(t, "/tmp/refiner.safetensors")
-cfg = json.loads((run / "config.json").read_text())
-cfg.pop("sha256", None)
-(out / "refiner.json").write_text(json.dumps(cfg, indent=2) + "\n")
-print("fp16 refiner written")
-PY
-split -b 16500000 -d /tmp/refiner.safetensors "$OUT/refiner.safetensors.part"
+python3 scripts/export_fp16.py "$RUN/refine2" "$OUT/refiner.safetensors" --config "$OUT/refiner.json" \
+  --split 16500000 >> "$OUT/train.log" 2>&1
 ls -la "$OUT" >> "$OUT/train.log"

@@ -31,34 +31,8 @@ for r in ${RUNS:-rate c8 c16 c32}; do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; echo "run pid $p rc=$?" >> "$OUT/train.log"; done
-python3 - "$OUT" ${RUNS:-rate c8 c16 c32} <<'PY' >> "$OUT/train.log" 2>&1
-import json, sys
-from pathlib import Path
-import torch
-from safetensors.torch import load_file, save_file
-from sccdm import weights
-out = Path(sys.argv[1])
-for r in sys.argv[2:]:
-    run = Path(f"/tmp/rr-{r}")
-    if (run / "model.safetensors").exists():
-        t = load_file(str(run / "model.safetensors"))
-    elif (run / "ckpt.pt").exists():  # stopped by --max-minutes before the end of its plan
-        t = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)["model"]
-        print(r, "unfinished: exported from its last checkpoint")
-    else:
-        print(r, "no weights"); continue
-    (out / r).mkdir(exist_ok=True)
-    save_file({k: v.half().contiguous() if v.is_floating_point() else v.contiguous() for k, v in t.items()},
-              str(out / r / "model.safetensors"))
-    cfg = json.loads((run / "config.json").read_text())
-    cfg.pop("sha256", None)
-    (out / r / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    weights.load_model_dir(out / r)  # loads: the export is usable
-    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()] if (run / "log.jsonl").exists() else []
-    last = log[-1] if log else {}
-    print(r, "fp16 written", (out / r / "model.safetensors").stat().st_size, "step", last.get("step"),
-          "val", last.get("val_psnr_db"), "img/s", last.get("img_per_s"))
-    if (run / "log.jsonl").exists():
-        (out / r / "log.jsonl").write_text((run / "log.jsonl").read_text())
-PY
+for r in ${RUNS:-rate c8 c16 c32}; do  # a run stopped by --max-minutes is exported from its last checkpoint
+  python3 scripts/export_fp16.py "/tmp/rr-$r" "$OUT/$r/model.safetensors" --from-ckpt >> "$OUT/train.log" 2>&1 \
+    || echo "$r: no weights" >> "$OUT/train.log"
+done
 tail -n 5 "$OUT"/*.log
