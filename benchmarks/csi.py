@@ -198,15 +198,16 @@ def genie(model, frame, x, h, snr: float, csi: str, generator, args):
     """PSNR [B] of the genie on given fades: y = h z + n (h complex [B, k] known, true SNR told)."""
     import torch
     from sccdm import pipeline
-    from sccdm.channels import equalize
+    from sccdm.channels import equalize, symbol_snr_db
     from sccdm.metrics import psnr
     z = frame.symbols.to(torch.complex64)
     nv = 10.0 ** (-snr / 10.0)
     n = torch.complex(torch.randn(z.shape, generator=generator), torch.randn(z.shape, generator=generator))
     y = h * z + (nv / 2) ** 0.5 * n
-    z_hat, eff_db = equalize(y, h, torch.full((z.shape[0],), nv), csi, None)
+    nvs = torch.full((z.shape[0],), nv)
+    z_hat, eff_db = equalize(y, h, nvs, csi, None)
     out = pipeline.decode(model, z_hat, frame.latent_shape, frame.image_size, eff_db, refine=args.refine,
-                          generator=torch.Generator().manual_seed(args.seed))
+                          generator=torch.Generator().manual_seed(args.seed), symbol_snr=symbol_snr_db(h, nvs, csi))
     return psnr(out["x_hat"].clamp(0, 1), x)
 
 
@@ -220,7 +221,7 @@ def load_images(n: int, data: str | None):
 def run(args) -> dict:
     import torch
     from sccdm import pipeline, zoo
-    from sccdm.channels import ChannelConfig, equalize
+    from sccdm.channels import ChannelConfig, equalize, symbol_snr_db
     from sccdm.link import LinkConfig, LinkMeta
     from sccdm.metrics import mean_ci95, psnr
 
@@ -261,7 +262,9 @@ def run(args) -> dict:
                                            meta=LinkMeta(args.model, frame.latent_shape, frame.image_size))
                     z_hat, _ = equalize(res.y, res.h, res.noise_var, csi, res.mask)
                     out = pipeline.decode(model, z_hat, frame.latent_shape, frame.image_size, res.snr_db,
-                                          refine=args.refine, generator=torch.Generator().manual_seed(args.seed))
+                                          refine=args.refine, generator=torch.Generator().manual_seed(args.seed),
+                                          symbol_snr=symbol_snr_db(res.h, res.noise_var, csi, res.mask,
+                                                                   k=z_hat.shape[1]))
                     p_est.append(psnr(out["x_hat"].clamp(0, 1), x))
                     if "true_h" in res.extras:
                         p_gen.append(genie(model, frame, x, torch.from_numpy(res.extras["true_h"]), float(snr),

@@ -13,7 +13,8 @@ waveform close it? Two answers, on the same multipath draws as benchmarks/csi.py
   transmitter beats it; the codec run on AWGN at that SNR is an estimate of the best it could do.
 * **OFDM, perfect CSI**: the same band as subcarriers with a cyclic prefix longer than the spread (its
   overhead not charged), each symbol on a subcarrier (interleaved at random) seeing H(f), MMSE per
-  subcarrier, the decoder told the mean SNR: what an OFDM waveform would deliver with these codecs.
+  subcarrier, the decoder told the mean SNR (a ``csi_map`` codec also each subcarrier's): what an OFDM
+  waveform would deliver with these codecs.
 
 Decoder output (no refinement), CIFAR-10 test images, the same images and noise for every row. Writes
 JSON + Markdown with command, machine and date.
@@ -58,14 +59,16 @@ def capacity_snr_db(profile: str, snr_db: float, draws: int, rng) -> dict:
 
 
 def _decode_psnr(model, x: torch.Tensor, snr_db: float, h: torch.Tensor, gen: torch.Generator) -> float:
-    """Encode at snr_db, y = h z + n, MMSE per symbol, decode with the effective mean SNR: mean PSNR dB."""
+    """Encode at snr_db, y = h z + n, MMSE per symbol, decode with the effective mean SNR (and each symbol's,
+    for a codec that reads the CSI map): mean PSNR dB."""
     frame = pipeline.encode(model, x, snr_db)
     z = frame.symbols
     nv = channels.snr_db_to_noise_var(torch.full((z.shape[0],), float(snr_db)))
     n = torch.complex(torch.randn(z.shape, generator=gen), torch.randn(z.shape, generator=gen))
     y = h * z + n * (nv / 2).sqrt()[:, None]
     z_hat, eff = channels.equalize(y, h, nv, "mmse")
-    out = pipeline.decode(model, z_hat, frame.latent_shape, frame.image_size, eff)
+    out = pipeline.decode(model, z_hat, frame.latent_shape, frame.image_size, eff,
+                          symbol_snr=channels.symbol_snr_db(h, nv, "mmse"))   # read by csi_map codecs only
     return float(metrics.psnr(out["x_hat"], x).mean())
 
 

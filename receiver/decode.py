@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from sccdm import pipeline, tiling
-from sccdm.channels import equalize
+from sccdm.channels import equalize, symbol_snr_db
 
 
 @dataclass
@@ -55,15 +55,18 @@ def run_batch(model, items: list[RxItem], device, tile_pixels: int | None = None
     """Items share model, latent shape, image size and refine flag. Returns per item
     ``{"x_hat", "s_hat": float [B_i, 3, H, W] (CPU), "eff_snr_db": float [B_i], "refine_ms"}``.
     tile_pixels: images above it are decoded and refined in tiles (default SCCDM_TILE_PIXELS)."""
-    zs, effs = [], []
+    zs, effs, syms = [], [], []
     for it in items:
-        z, eff = equalize(it.y.to(device), None if it.h is None else it.h.to(device), it.noise_var.to(device),
-                          it.csi_mode, None if it.mask is None else it.mask.to(device))
+        h, nv = None if it.h is None else it.h.to(device), it.noise_var.to(device)
+        mask = None if it.mask is None else it.mask.to(device)
+        z, eff = equalize(it.y.to(device), h, nv, it.csi_mode, mask)
         zs.append(z)
         effs.append(eff)
+        if pipeline.reads_csi_map(model):  # each symbol's SNR, from the frame's CSI and erasure mask
+            syms.append(symbol_snr_db(h, nv, it.csi_mode, mask, k=z.shape[1]))
     z_hat, eff = torch.cat(zs), torch.cat(effs)
     out = pipeline.decode(model, z_hat, items[0].latent_shape, items[0].image_size, eff, refine=False,
-                          tile_pixels=tile_pixels)
+                          tile_pixels=tile_pixels, symbol_snr=torch.cat(syms) if syms else None)
     s_hat = out["s_hat"]
     refine_ms = 0.0
     if items[0].refine:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, asdict
 
 import torch
 
-__all__ = ["ChannelConfig", "ChannelOutput", "apply_channel", "equalize", "CHANNEL_KINDS",
+__all__ = ["ChannelConfig", "ChannelOutput", "apply_channel", "equalize", "symbol_snr_db", "CHANNEL_KINDS",
            "FADING_KINDS", "CSI_MODES", "snr_db_to_noise_var"]
 
 CHANNEL_KINDS = ("awgn", "rayleigh")
@@ -193,3 +193,28 @@ def equalize(y: torch.Tensor, h: torch.Tensor | None, noise_var: torch.Tensor, c
         z_hat = torch.where(mask, z_hat, torch.zeros((), dtype=z_hat.dtype, device=z_hat.device))
     eff = gain.mean(dim=1) / nv.squeeze(1)
     return z_hat.to(torch.complex64), 10.0 * torch.log10(eff.clamp_min(1e-6))
+
+
+ERASED_SNR_DB = -60.0  # what a lost symbol's SNR reads as (no information)
+
+
+def symbol_snr_db(h: torch.Tensor | None, noise_var: torch.Tensor, csi: str = "mmse",
+                  mask: torch.Tensor | None = None, k: int | None = None) -> torch.Tensor:
+    """Each symbol's SNR after equalisation, float [B, k] dB: ``|h|^2 / sigma^2`` (``1 / sigma^2`` without
+    CSI), :data:`ERASED_SNR_DB` where ``mask`` says the symbol was lost. The per-symbol counterpart of
+    :func:`equalize`'s mean effective SNR, for decoders that read it (``SwinJSCCConfig.csi_map``).
+
+    h: complex [B, k] or None (then ``k`` is required); noise_var: float [B]; mask: bool [B, k] or None.
+    """
+    nv = noise_var.reshape(-1, 1).float()
+    if h is None or csi == "none":
+        n = h.shape[1] if h is not None else (mask.shape[1] if mask is not None else k)
+        if n is None:
+            raise ValueError("symbol_snr_db needs h, mask or k for the number of symbols")
+        gain = torch.ones(nv.shape[0], n, device=nv.device)
+    else:
+        gain = h.abs().float() ** 2
+    db = 10.0 * torch.log10((gain / nv).clamp_min(10 ** (ERASED_SNR_DB / 10)))
+    if mask is not None:
+        db = torch.where(mask.to(db.device), db, torch.full_like(db, ERASED_SNR_DB))
+    return db

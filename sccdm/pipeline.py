@@ -12,10 +12,10 @@ import torch
 import torch.nn as nn
 
 from . import tiling
-from .channels import ChannelConfig, ChannelOutput, apply_channel, equalize
+from .channels import ChannelConfig, ChannelOutput, apply_channel, equalize, symbol_snr_db
 from .symbols import latent_to_symbols, symbols_to_latent
 
-__all__ = ["SCCDM", "Frame", "encode", "decode", "simulate", "as_snr"]
+__all__ = ["SCCDM", "Frame", "encode", "decode", "simulate", "as_snr", "reads_csi_map", "snr_map"]
 
 
 class SCCDM(nn.Module):
@@ -37,8 +37,11 @@ class SCCDM(nn.Module):
         """channels: latent channels to send, for a rate-adaptive codec (``cfg.rates``); default all."""
         return _encode(self.codec, image, snr_db, channels)
 
-    def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size=None) -> torch.Tensor:
-        return self.codec.decode(latent, snr_db, size)
+    def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size=None, snr_map: torch.Tensor | None = None):
+        """snr_map: float [B, C, h, w] per-value SNR in dB, for codecs that read it (``cfg.csi_map``)."""
+        if snr_map is None:
+            return self.codec.decode(latent, snr_db, size)
+        return self.codec.decode(latent, snr_db, size, snr_map=snr_map)
 
     def refine(self, s_hat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.refiner is None:
@@ -74,6 +77,20 @@ def _encode(model: nn.Module, images: torch.Tensor, snr: torch.Tensor, channels:
     return model.encode(images, snr, channels)
 
 
+def reads_csi_map(model: nn.Module) -> bool:
+    """Whether the codec's decoder reads each symbol's SNR (``cfg.csi_map``), not only the image's."""
+    return bool(getattr(model.cfg, "csi_map", False))
+
+
+def snr_map(model: nn.Module, symbol_snr: torch.Tensor | None, latent_shape) -> torch.Tensor | None:
+    """Per-symbol SNR float [B, k] dB -> the latent's layout float [B, C, h, w] (both values of a symbol
+    get its SNR); None when the codec does not read it or there is none."""
+    if symbol_snr is None or not reads_csi_map(model):
+        return None
+    s = symbol_snr.float()
+    return symbols_to_latent(torch.complex(s, s), tuple(latent_shape))
+
+
 def as_snr(snr_db, batch: int, device) -> torch.Tensor:
     """A scalar or a per-image sequence -> float32 [B]."""
     t = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
@@ -91,8 +108,10 @@ def encode(model: nn.Module, images: torch.Tensor, snr_db, power: float = 1.0, c
 
 @torch.no_grad()
 def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_db, refine: bool = False,
-           generator: torch.Generator | None = None, tile_pixels: int | None = None) -> dict:
-    """z_hat: complex [B, k] equalised symbols; snr_db: float [B] the decoder assumes.
+           generator: torch.Generator | None = None, tile_pixels: int | None = None,
+           symbol_snr: torch.Tensor | None = None) -> dict:
+    """z_hat: complex [B, k] equalised symbols; snr_db: float [B] the decoder assumes; symbol_snr:
+    float [B, k] each symbol's SNR in dB (:func:`sccdm.channels.symbol_snr_db`), read by ``csi_map`` codecs.
 
     Images of more than ``tile_pixels`` pixels (default: SCCDM_TILE_PIXELS, else 512 * 512;
     0 = never) are decoded and refined in overlapping tiles (:mod:`sccdm.tiling`) so memory
@@ -100,7 +119,8 @@ def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_
     Returns ``{"s_hat": decoder output, "x_hat": refined output (or s_hat)}``, float [B, 3, H, W].
     """
     snr = as_snr(snr_db, z_hat.shape[0], z_hat.device)
-    s_hat = tiling.decode(model, symbols_to_latent(z_hat, tuple(latent_shape)), snr, tuple(image_size), tile_pixels)
+    s_hat = tiling.decode(model, symbols_to_latent(z_hat, tuple(latent_shape)), snr, tuple(image_size), tile_pixels,
+                          snr_map=snr_map(model, symbol_snr, latent_shape))
     x_hat = tiling.refine(model, s_hat, generator=generator, tile_pixels=tile_pixels) if refine else s_hat
     return {"s_hat": s_hat, "x_hat": x_hat}
 
@@ -115,8 +135,13 @@ def transmit_train(model: nn.Module, images: torch.Tensor, snr_db: torch.Tensor,
     latent = _encode(model, images, snr_db, channels)
     z = latent_to_symbols(latent)
     out = apply_channel(z, channel, generator, snr_db=snr_db, noise="torch")
-    z_hat, eff = equalize(out.y, out.h, out.noise_var, channel.csi if channel.kind != "awgn" else "none", out.mask)
-    return model.decode(symbols_to_latent(z_hat, tuple(latent.shape[1:])), eff, tuple(images.shape[-2:]))
+    csi = channel.csi if channel.kind != "awgn" else "none"
+    z_hat, eff = equalize(out.y, out.h, out.noise_var, csi, out.mask)
+    shape = tuple(latent.shape[1:])
+    smap = snr_map(model, symbol_snr_db(out.h, out.noise_var, csi, out.mask) if reads_csi_map(model) else None, shape)
+    lat = symbols_to_latent(z_hat, shape)
+    size = tuple(images.shape[-2:])
+    return model.decode(lat, eff, size) if smap is None else model.decode(lat, eff, size, snr_map=smap)
 
 
 @torch.no_grad()
@@ -135,6 +160,7 @@ def simulate(model: nn.Module, images: torch.Tensor, channel: ChannelConfig, gen
     rx: ChannelOutput = apply_channel(frame.symbols, channel, generator)
     csi = channel.csi if channel.kind != "awgn" else "none"
     z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, csi, rx.mask)
+    sym = symbol_snr_db(rx.h, rx.noise_var, csi, rx.mask) if reads_csi_map(model) else None
     out = decode(model, z_hat, frame.latent_shape, frame.image_size, eff, refine=refine, generator=refine_generator,
-                 tile_pixels=tile_pixels)
+                 tile_pixels=tile_pixels, symbol_snr=sym)
     return {"frame": frame, "rx": rx, "eff_snr_db": eff, **out}

@@ -181,18 +181,25 @@ def refiner_tiling(tile_pixels: int) -> dict:
 
 @torch.no_grad()
 def decode(model, latent: torch.Tensor, snr_db: torch.Tensor, size: tuple[int, int],
-           tile_pixels: int | None = None) -> torch.Tensor:
+           tile_pixels: int | None = None, snr_map: torch.Tensor | None = None) -> torch.Tensor:
     """``model.decode(latent, snr_db, size)``, tiled in latent space for images above ``tile_pixels``.
 
-    latent: float [B, C, h, w]; snr_db: float [B]; size: (H, W). Returns float [B, 3, H, W].
+    latent: float [B, C, h, w]; snr_db: float [B]; size: (H, W); snr_map: float [B, C, h, w] per-value
+    SNR (dB) for codecs that read it, tiled with the latent. Returns float [B, 3, H, W].
     """
+    def dec(lat, sz=None):
+        if snr_map is None:
+            return model.decode(lat, snr_db, sz)
+        c = lat.shape[1] // 2
+        return model.decode(lat[:, :c], snr_db, sz, snr_map=lat[:, c:])
+
+    x = latent if snr_map is None else torch.cat([latent, snr_map.to(latent.dtype)], dim=1)
     t = _resolve(tile_pixels)
     plan = decoder_tiling(model.cfg, t) if needs_tiling(size[0], size[1], t) else None
     if plan is None:
-        return model.decode(latent, snr_db, size)
+        return dec(x, size)
     tile, ov = plan["tile"], plan["overlap"]
-    out = tiled_map(lambda lat: model.decode(lat, snr_db), latent, (tile, tile), (ov, ov),
-                    scale=plan["scale"], align=plan["align"], margin=plan["margin"])
+    out = tiled_map(dec, x, (tile, tile), (ov, ov), scale=plan["scale"], align=plan["align"], margin=plan["margin"])
     return out[..., : size[0], : size[1]].contiguous()
 
 

@@ -84,6 +84,9 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--channels", type=int, default=None,
                    help="codec: latent channels of a fixed-rate codec (the preset's by default); with --init from "
                         "a wider codec it starts from that codec's first channels (a single-CBR reference)")
+    p.add_argument("--csi-map", action="store_true",
+                   help="codec: the decoder also reads each symbol's SNR (per-symbol fading, OFDM, erasures); "
+                        "from --init its new input starts at zero")
     p.add_argument("--snr-min", type=float, default=1.0)
     p.add_argument("--snr-max", type=float, default=13.0)
     p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
@@ -142,10 +145,15 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
         if stage != "codec":
             raise SystemExit("--rates is for the codec stage (refine stages follow their codec's rates)")
         cfg = dataclasses.replace(cfg, rates=tuple(int(r) for r in args.rates.split(",")))
+    if getattr(args, "csi_map", False) and stage != "codec":
+        raise SystemExit("--csi-map is for the codec stage")
     if stage in ("codec", "deepjscc"):
+        init = weights.load_model_dir(args.init) if args.init else None
+        if stage == "codec" and (getattr(args, "csi_map", False) or getattr(init and init.cfg, "csi_map", False)):
+            cfg = dataclasses.replace(cfg, csi_map=True)  # a codec that reads the CSI map keeps reading it
         model = SwinJSCC(cfg) if stage == "codec" else DeepJSCC(cfg)
-        if args.init:  # fine-tune exported weights (e.g. on one channel, or made rate-adaptive) on a new plan
-            state = weights.load_model_dir(args.init).state_dict()
+        if init is not None:  # fine-tune exported weights (e.g. on one channel, or made rate-adaptive) on a new plan
+            state = init.state_dict()
             model.load_state_dict(adapt_state_dict(model, state) if stage == "codec" else state)
         kind = "swin" if stage == "codec" else "deepjscc"
         return model, {"kind": kind, "preset": preset, **cfg.to_dict()}, None

@@ -70,8 +70,19 @@ def shifted_window_mask(h: int, w: int, ws: int, shift: int, device) -> torch.Te
 
 def snr_features(snr_db: torch.Tensor) -> torch.Tensor:
     """float [B] dB -> float [B, 1] scaled to about [0, 1]."""
+    return _snr_scale(snr_db).unsqueeze(1)
+
+
+def _snr_scale(snr_db: torch.Tensor) -> torch.Tensor:
     lo, hi = SNR_NORM_DB
-    return ((snr_db.float().clamp(lo, hi) - lo) / (hi - lo)).unsqueeze(1)
+    return (snr_db.float().clamp(lo, hi) - lo) / (hi - lo)
+
+
+def csi_features(snr_map_db: torch.Tensor) -> torch.Tensor:
+    """Per-value SNR float [B, C, h, w] dB -> float [B, h, w, 2C]: the SNR scaled as the embedding's input,
+    and the MMSE error variance 1 / (1 + SNR) of each value (1 where nothing arrived)."""
+    lin = torch.pow(10.0, snr_map_db.float().clamp(max=60.0) / 10)
+    return torch.cat([_snr_scale(snr_map_db), 1 / (1 + lin)], dim=1).permute(0, 2, 3, 1)
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -119,9 +130,13 @@ def adapt_state_dict(model: nn.Module, state: dict) -> dict:
     """A fixed-rate codec's weights for its rate-adaptive twin: the embeddings' new rate input
     starts at zero, so at full rate the twin computes what the original did. For a codec with
     fewer latent channels (a single-CBR reference), the latent-facing layers keep their first
-    channels: it then sends what the wider codec's prefix would."""
+    channels: it then sends what the wider codec's prefix would. A codec given the CSI map input
+    (``csi_map``) starts with that input at zero."""
     own = model.state_dict()
     out = dict(state)
+    for k, v in own.items():  # inputs the source lacks (the CSI map) keep their zero init
+        if k not in state and ".csi_head." in k:
+            out[k] = v
     for k, v in state.items():
         if k not in own or own[k].shape == v.shape:
             continue
@@ -248,6 +263,8 @@ class SwinJSCCConfig(LatentGeometry):
     rates: rate adaptation (SwinJSCC-style): the numbers of latent channels the codec may send,
     ascending, the last = ``channels``; the encoder sends a prefix of its channels, the decoder
     zero-fills the rest; both are told the share sent. Empty: fixed rate.
+    csi_map: the decoder also reads each received value's SNR (float [B, C, h, w] dB, what per-symbol
+    fading, OFDM subcarriers or erasures leave of it), not only the image's mean SNR.
     """
 
     patch: int = 4
@@ -259,6 +276,7 @@ class SwinJSCCConfig(LatentGeometry):
     snr_dim: int = 64
     mlp_ratio: float = 4.0
     rates: tuple = ()
+    csi_map: bool = False
 
     def __post_init__(self):
         if self.rates and (list(self.rates) != sorted(set(self.rates)) or self.rates[-1] != self.channels
@@ -342,15 +360,25 @@ class SwinJSCCDecoder(nn.Module):
             self.stages.append(SwinStage(d, n, hd, cfg.window, cfg.snr_dim, cfg.mlp_ratio))
         self.out_norm = nn.LayerNorm(dims[-1])
         self.out = nn.Linear(dims[-1], 3 * cfg.patch ** 2)
+        if cfg.csi_map:  # starts at zero: a codec given the map computes what it did without it
+            self.csi_head = nn.Linear(2 * cfg.channels, dims[0], bias=False)
+            nn.init.zeros_(self.csi_head.weight)
 
-    def forward(self, latent: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        """latent: [B, c, h, w] with c one of ``cfg.rates`` (the channels not sent are zero-filled)."""
+    def forward(self, latent: torch.Tensor, snr_db: torch.Tensor, snr_map: torch.Tensor | None = None) -> torch.Tensor:
+        """latent: [B, c, h, w] with c one of ``cfg.rates`` (the channels not sent are zero-filled).
+        snr_map: float [B, c, h, w], each value's SNR in dB (``cfg.csi_map`` codecs; default: ``snr_db``
+        everywhere, as on AWGN or block fading); ignored by codecs without the map input."""
         c = _check_channels(self.cfg, latent.shape[1])
+        if self.cfg.csi_map:
+            m = snr_db.float().reshape(-1, 1, 1, 1).expand(latent.shape) if snr_map is None else snr_map
+            m = F.pad(m, (0, 0, 0, 0, 0, self.cfg.channels - c), value=-60.0)  # channels not sent: nothing arrived
         if c < self.cfg.channels:
             latent = F.pad(latent, (0, 0, 0, 0, 0, self.cfg.channels - c))
         emb = self.snr_embed(snr_db, _rate(c, self.cfg, snr_db))
         x = latent.permute(0, 2, 3, 1) * torch.sigmoid(self.mask(emb))[:, None, None, :] * 2
         x = self.head(x)
+        if self.cfg.csi_map:
+            x = x + self.csi_head(csi_features(m))
         for i, stage in enumerate(self.stages):
             if i > 0:
                 x = self.expands[i - 1](x)
@@ -371,8 +399,9 @@ class SwinJSCC(nn.Module):
     def encode(self, image: torch.Tensor, snr_db: torch.Tensor, channels: int | None = None) -> torch.Tensor:
         return self.encoder(image, snr_db, channels)
 
-    def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-        out = self.decoder(latent, snr_db)
+    def decode(self, latent: torch.Tensor, snr_db: torch.Tensor, size: tuple[int, int] | None = None,
+               snr_map: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.decoder(latent, snr_db, snr_map)
         return out if size is None else out[..., : size[0], : size[1]]
 
 
