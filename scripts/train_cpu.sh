@@ -89,6 +89,14 @@ sccdm train codec "${rate[@]}" --rates 8,16,32 --rate-weights 1,1,2 --out runs/r
 for c in 8 16; do sccdm train codec "${rate[@]}" --channels $c --out runs/rate-next-c$c; done
 
 # --- 2026-11-27 (last): the next sc-cdm-cpu-rayleigh-fast: the new Rayleigh codec on per-symbol fading
-#     (fp16 in checkpoints/fast-next/; not shipped yet: evaluate against the zoo's, then replace)
+#     (its fp16 copy, checkpoints/fast-next/, is in git history at b2e9649)
 sccdm train codec --preset cpu --data data --init runs/ray-next-codec --channel rayleigh --fading fast --minutes 33 \
   --batch 64 --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/fast-next
+
+# --- 2026-11-27 (fifth session): the CSI map. From runs/fast-next (checkpoints/fast-next), the same 9,000 steps
+#     twice on the two cores: with the per-symbol SNR input (now the zoo's sc-cdm-cpu-rayleigh-fast codec) and
+#     without it (the control, fp16 in checkpoints/fast-control/); benchmarks/csi_map.py compares them
+fast=(--preset cpu --data data --init runs/fast-next --channel rayleigh --fading fast --steps 9000 --batch 64
+      --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100)
+sccdm train codec "${fast[@]}" --csi-map --out runs/fast-csi
+sccdm train codec "${fast[@]}" --out runs/fast-control

@@ -20,7 +20,18 @@ import sccdm.zoo as zoo
 from sccdm.data import image_to_tensor, load_split
 from sccdm.prior_ablation import prior_ablation
 
-torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _two_threads():
+    """Set here, not at import: a thread count set at collection would leak into every other module's
+    in-process references (the services' bit-exactness tests compare against them)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 # (model, min served swap cost, min teacher swap cost, min refinement gain), dB, AWGN 9 dB, 200 images
 SHIPPED = [("sc-cdm-cpu", 0.01, 0.2, 0.08), ("sc-cdm-paper-awgn", 0.03, 0.2, 0.25)]
 

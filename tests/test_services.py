@@ -96,6 +96,26 @@ def test_grpc_link_is_bit_exact_with_simulate(stubs, ref_model, make_png, cfg, r
     assert png.shape == (40, 48, 3)
 
 
+def test_receiver_gives_the_fast_fading_model_each_symbols_snr(stubs, make_png):
+    """The fast-fading model reads the CSI map; the receiver service builds it from the frame's CSI and
+    erasure mask, and the link stays bit-exact with the in-process pipeline."""
+    name = "sc-cdm-cpu-rayleigh-fast"
+    model = zoo.load(name, device="cpu")
+    assert pipeline.reads_csi_map(model)
+    cfg = ChannelConfig("rayleigh", 4.0, fading="fast", csi="mmse", erasure_prob=0.05)
+    _, arr = make_png(32, 32, seed=3)
+    seed = 77
+    _, ref = reference(model, arr, cfg, seed, refine=True)
+    frame = stubs["transmitter"].Encode(pb.EncodeRequest(tensor=convert.tensor_to_proto(torch.from_numpy(arr)),
+                                                         snr_db=cfg.snr_db, model=name), timeout=30)
+    rx = stubs["channel"].Transmit(pb.TransmitRequest(frame=frame, channel=pb.ChannelParams(
+        kind=cfg.kind, snr_db=cfg.snr_db, fading=cfg.fading, csi=cfg.csi, erasure_prob=cfg.erasure_prob, seed=seed)),
+        timeout=30)
+    out = stubs["receiver"].Decode(pb.DecodeRequest(frame=rx, refine=True, seed=seed), timeout=30)
+    assert torch.equal(convert.proto_to_tensor(out.unrefined, "s"), ref["s_hat"])
+    assert torch.equal(convert.proto_to_tensor(out.image, "x"), ref["x_hat"])
+
+
 @pytest.mark.parametrize("channel,refine", [("awgn", True), ("rayleigh", True), ("rayleigh", False)])
 def test_gateway_psnr_equals_in_process(http, ref_model, make_png, channel, refine):
     data, arr = make_png(48, 40, seed=2)
