@@ -94,6 +94,107 @@ def machine() -> dict:
             "loadavg_at_start": load}
 
 
+def _rounded(size: int, c: int, mode: str, r: dict) -> dict:
+    return {"size": size, "clients": c, "mode": mode, **{k: round(v, 3) if isinstance(v, float) else v
+                                                        for k, v in r.items()}}
+
+
+class _Workers:
+    """The three ways one request (or one batch) is served: through the gateway, and in this process."""
+
+    def __init__(self, client, model, cfg, refine: bool):
+        self.client, self.model, self.cfg, self.refine = client, model, cfg, refine
+
+    def net(self, job):
+        i, (png, _) = job
+        r = self.client.post("/v1/transmit", files={"image": ("x.png", png, "image/png")},
+                             data={"snr_db": "10", "seed": str(i), "refine": str(self.refine).lower()})
+        r.raise_for_status()
+        return r.json()["timings_ms"]["receiver_batch_requests"]
+
+    def _simulate(self, i: int, arrs) -> int:
+        import torch
+
+        from sccdm import pipeline
+        from sccdm.data import image_to_tensor
+        x = torch.cat([image_to_tensor(a)[None] for a in arrs])
+        pipeline.simulate(self.model, x, self.cfg, torch.Generator().manual_seed(i), refine=self.refine,
+                          refine_generator=torch.Generator().manual_seed(i))
+        return len(arrs)
+
+    def local(self, job):
+        i, (_, arr) = job
+        return self._simulate(i, [arr])
+
+    def local_batched(self, job):
+        i, pairs = job
+        return self._simulate(i, [arr for _, arr in pairs])
+
+
+def _measure(w: _Workers, size: int, c: int, n: int) -> list[dict]:
+    """Networked, in-process and in-process batched rows for one size and client count."""
+    jobs = list(enumerate(images(size, n)))
+    res, rows = {}, []
+    for mode, fn in (("networked", w.net), ("in-process", w.local)):
+        r = drive(fn, jobs, c)
+        batches = r.pop("extra")
+        row = _rounded(size, c, mode, r)
+        if mode == "networked":
+            row["mean_receiver_batch"] = round(statistics.mean(batches), 2)
+        res[mode] = row
+        rows.append(row)
+        print(f"{size:>4}x{size:<4} clients {c:>3}  {mode:<10} {row['images_per_s']:8.2f} img/s  "
+              f"p50 {row['p50_ms']:8.1f} ms  p99 {row['p99_ms']:8.1f} ms  ({n} requests)", flush=True)
+    # the in-process best case: the same images as batches of `c` in one call, one call at a time
+    chunks = [(k, [p for _, p in jobs[k:k + c]]) for k in range(0, n, c)]
+    r = drive(w.local_batched, chunks, 1)
+    r.pop("extra")
+    r["images_per_s"], r["requests"] = n / r["wall_s"], n
+    row = _rounded(size, c, "in-process batched", r)
+    rows.append(row)
+    print(f"{size:>4}x{size:<4} clients {c:>3}  {'batched':<10} {row['images_per_s']:8.2f} img/s  "
+          f"per-call p50 {row['p50_ms']:8.1f} ms", flush=True)
+    net = res["networked"]
+    net["ratio_vs_in_process"] = round(net["images_per_s"] / res["in-process"]["images_per_s"], 3)
+    net["ratio_vs_batched"] = round(net["images_per_s"] / row["images_per_s"], 3)
+    print(f"{'':>10} ratio networked / in-process: {net['ratio_vs_in_process']:.2f}  networked / batched "
+          f"in-process: {net['ratio_vs_batched']:.2f}", flush=True)
+    return rows
+
+
+def _markdown(report: dict, refine: bool) -> str:
+    m = report["machine"]
+    md = ["# Serving benchmark: networked stack vs in-process pipeline", "",
+          f"- command: `{report['command']}`", f"- date: {report['date']} (commit {report['commit']})",
+          f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), no GPU; "
+          f"load average at start {m['loadavg_at_start']}",
+          f"- workload: sc-cdm-cpu, AWGN 10 dB, refinement {'on' if refine else 'off'}, one image per request, "
+          f"crops of scikit-image's astronaut; networked = HTTP POST /v1/transmit through gateway -> transmitter -> "
+          f"channel -> receiver (all on this machine); in-process = `sccdm.pipeline.simulate` per image from the "
+          f"same number of client threads",
+          ]
+    if report["note"]:
+        md.append(f"- note: {report['note']}")
+    md += ["- `in-process batched`: the same images as batches of `clients` images per `simulate` call, one call "
+           "at a time (the in-process best case; its latency columns are per call)",
+           "", "| size | clients | mode | requests | images/s | p50 ms | p99 ms | mean receiver batch | "
+               "networked / in-process | networked / batched |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        md.append(f"| {r['size']}x{r['size']} | {r['clients']} | {r['mode']} | {r['requests']} | "
+                  f"{r['images_per_s']:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                  f"{r.get('mean_receiver_batch', '')} | {r.get('ratio_vs_in_process', '')} | "
+                  f"{r.get('ratio_vs_batched', '')} |")
+    return "\n".join(md) + "\n"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 256])
@@ -106,118 +207,37 @@ def main(argv=None) -> int:
     refine = not args.no_refine
 
     import httpx
-    import torch
 
-    from sccdm import pipeline, zoo
+    from sccdm import zoo
     from sccdm.channels import ChannelConfig
-    from sccdm.data import image_to_tensor
     from sccdm.stack import Stack
 
     def count(size, c):
         base = max(16, 4 * c) if size <= 64 else max(4, c)
         return max(c, int(base * args.scale))
 
-    model = zoo.load("sc-cdm-cpu", device="cpu")
-    cfg = ChannelConfig("awgn", 10.0)
     rows = []
     print("starting the stack ...", flush=True)
     with Stack(gateway_port=0, env={"SCCDM_DEVICE": "cpu", "SCCDM_LOG_LEVEL": "WARNING"}) as stack:
         client = httpx.Client(base_url=stack.gateway_url, timeout=600,
                               limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
-
-        def net(job):
-            i, (png, _) = job
-            r = client.post("/v1/transmit", files={"image": ("x.png", png, "image/png")},
-                            data={"snr_db": "10", "seed": str(i), "refine": str(refine).lower()})
-            r.raise_for_status()
-            return r.json()["timings_ms"]["receiver_batch_requests"]
-
-        def local_batched(job):
-            i, pairs = job
-            x = torch.cat([image_to_tensor(arr)[None] for _, arr in pairs])
-            pipeline.simulate(model, x, cfg, torch.Generator().manual_seed(i), refine=refine,
-                              refine_generator=torch.Generator().manual_seed(i))
-            return len(pairs)
-
-        def local(job):
-            i, (_, arr) = job
-            x = image_to_tensor(arr)[None]
-            pipeline.simulate(model, x, cfg, torch.Generator().manual_seed(i), refine=refine,
-                              refine_generator=torch.Generator().manual_seed(i))
-            return 1
-
+        w = _Workers(client, zoo.load("sc-cdm-cpu", device="cpu"), ChannelConfig("awgn", 10.0), refine)
         for size in args.sizes:
             warm = list(enumerate(images(size, 4)))
-            drive(net, warm, 2)
-            drive(local, warm, 2)
+            drive(w.net, warm, 2)
+            drive(w.local, warm, 2)
             for c in args.clients:
-                n = count(size, c)
-                jobs = list(enumerate(images(size, n)))
-                res = {}
-                for mode, fn in (("networked", net), ("in-process", local)):
-                    r = drive(fn, jobs, c)
-                    batches = r.pop("extra")
-                    row = {"size": size, "clients": c, "mode": mode, **{k: round(v, 3) if isinstance(v, float) else v
-                                                                        for k, v in r.items()}}
-                    if mode == "networked":
-                        row["mean_receiver_batch"] = round(statistics.mean(batches), 2)
-                    res[mode] = row
-                    rows.append(row)
-                    print(f"{size:>4}x{size:<4} clients {c:>3}  {mode:<10} {row['images_per_s']:8.2f} img/s  "
-                          f"p50 {row['p50_ms']:8.1f} ms  p99 {row['p99_ms']:8.1f} ms  ({n} requests)", flush=True)
-                # the in-process best case: the same images as batches of `c` in one call, one call at a time
-                chunks = [(k, [p for _, p in jobs[k:k + c]]) for k in range(0, n, c)]
-                r = drive(local_batched, chunks, 1)
-                r.pop("extra")
-                r["images_per_s"] = n / r["wall_s"]
-                r["requests"] = n
-                row = {"size": size, "clients": c, "mode": "in-process batched",
-                       **{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}}
-                rows.append(row)
-                print(f"{size:>4}x{size:<4} clients {c:>3}  {'batched':<10} {row['images_per_s']:8.2f} img/s  "
-                      f"per-call p50 {row['p50_ms']:8.1f} ms", flush=True)
-                ratio = res["networked"]["images_per_s"] / res["in-process"]["images_per_s"]
-                res["networked"]["ratio_vs_in_process"] = round(ratio, 3)
-                res["networked"]["ratio_vs_batched"] = round(res["networked"]["images_per_s"] / row["images_per_s"], 3)
-                print(f"{'':>10} ratio networked / in-process: {ratio:.2f}  networked / batched in-process: "
-                      f"{res['networked']['ratio_vs_batched']:.2f}", flush=True)
+                rows += _measure(w, size, c, count(size, c))
         client.close()
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    report = {"command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)
-                                                   if Path(sys.argv[0]).is_absolute() else sys.argv[0])]
-                                                 + (argv if argv is not None else sys.argv[1:])),
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+    script = str(Path(sys.argv[0]).relative_to(ROOT) if Path(sys.argv[0]).is_absolute() else sys.argv[0])
+    report = {"command": "python " + " ".join([script] + (argv if argv is not None else sys.argv[1:])),
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
               "machine": machine(), "refine": refine, "channel": "awgn 10 dB", "model": "sc-cdm-cpu",
               "note": args.note, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving.json").write_text(json.dumps(report, indent=2))
-    md = ["# Serving benchmark: networked stack vs in-process pipeline", "",
-          f"- command: `{report['command']}`", f"- date: {report['date']} (commit {commit})",
-          f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, torch "
-          f"{report['machine']['torch']} ({report['machine']['torch_threads']} threads), no GPU; "
-          f"load average at start {report['machine']['loadavg_at_start']}",
-          f"- workload: sc-cdm-cpu, AWGN 10 dB, refinement {'on' if refine else 'off'}, one image per request, "
-          f"crops of scikit-image's astronaut; networked = HTTP POST /v1/transmit through gateway -> transmitter -> "
-          f"channel -> receiver (all on this machine); in-process = `sccdm.pipeline.simulate` per image from the "
-          f"same number of client threads",
-          ]
-    if args.note:
-        md.append(f"- note: {args.note}")
-    md += ["- `in-process batched`: the same images as batches of `clients` images per `simulate` call, one call "
-           "at a time (the in-process best case; its latency columns are per call)",
-           "", "| size | clients | mode | requests | images/s | p50 ms | p99 ms | mean receiver batch | "
-               "networked / in-process | networked / batched |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        md.append(f"| {r['size']}x{r['size']} | {r['clients']} | {r['mode']} | {r['requests']} | "
-                  f"{r['images_per_s']:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                  f"{r.get('mean_receiver_batch', '')} | {r.get('ratio_vs_in_process', '')} | "
-                  f"{r.get('ratio_vs_batched', '')} |")
-    (args.out / "serving.md").write_text("\n".join(md) + "\n")
+    (args.out / "serving.md").write_text(_markdown(report, refine))
     print(f"wrote {args.out / 'serving.json'} and {args.out / 'serving.md'}")
     return 0
 
