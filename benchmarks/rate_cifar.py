@@ -97,13 +97,16 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     lines = report.head(f"One model for three CBRs vs one model per CBR, {where} (benchmarks/rate_cifar.py)", meta,
                         f"first {meta['limit']} {where} test images, AWGN, `sccdm eval`'s draws.")
     full = next((r["models"]["full"] for r in rows if "full" in r), "")
-    lines += ["| SNR (dB) | CBR | one model (`%s`) | refined | model for this CBR, same budget | `%s` | "
-              "one model minus the better | photo rate model on thumbnails |" % (rows[0]["models"]["rate"], full or "-"),
-              "|---|---|---|---|---|---|---|---|"]
+    photo = any(r.get("photo_rate") is not None for r in rows)
+    cols = ["SNR (dB)", "CBR", f"one model (`{rows[0]['models']['rate']}`)", "refined",
+            "model for this CBR, same budget"] + ([f"`{full}`"] if full else []) + ["one model minus the better"] \
+        + (["photo rate model on thumbnails"] if photo else [])
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        f = f"{r['full']:.2f}" if "full" in r else "-"
-        lines.append(f"| {r['snr_db']:g} | 1/{round(1 / r['cbr'])} | {r['rate']:.2f} | {_f(r['rate_refined'])} | "
-                     f"{r['single']:.2f} | {f} | {r['rate'] - r['best_single']:+.2f} | {_f(r['photo_rate'])} |")
+        cells = [f"{r['snr_db']:g}", f"1/{round(1 / r['cbr'])}", f"{r['rate']:.2f}", _f(r["rate_refined"]),
+                 f"{r['single']:.2f}"] + ([_f(r.get("full"))] if full else []) \
+            + [f"{r['rate'] - r['best_single']:+.2f}"] + ([_f(r["photo_rate"])] if photo else [])
+        lines.append("| " + " | ".join(cells) + " |")
     worst = min(r["rate"] - r["best_single"] for r in rows)
     lines += ["", f"PSNR in dB, decoder output unless refined (with the one model's refiner). Same budget: "
               f"{meta['budget']}. Largest cost of serving three CBRs from one model: {-worst:.2f} dB. "
