@@ -99,7 +99,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     full = next((r["models"]["full"] for r in rows if "full" in r), "")
     photo = any(r.get("photo_rate") is not None for r in rows)
     cols = ["SNR (dB)", "CBR", f"one model (`{rows[0]['models']['rate']}`)", "refined",
-            "model for this CBR, same budget"] + ([f"`{full}`"] if full else []) + ["one model minus the better"] \
+            "model for this CBR"] + ([f"`{full}`"] if full else []) + ["one model minus the better"] \
         + (["photo rate model on thumbnails"] if photo else [])
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -108,7 +108,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             + [f"{r['rate'] - r['best_single']:+.2f}"] + ([_f(r["photo_rate"])] if photo else [])
         lines.append("| " + " | ".join(cells) + " |")
     worst = min(r["rate"] - r["best_single"] for r in rows)
-    lines += ["", f"PSNR in dB, decoder output unless refined (with the one model's refiner). Same budget: "
+    lines += ["", f"PSNR in dB, decoder output unless refined (with the one model's refiner). Budgets: "
               f"{meta['budget']}. Largest cost of serving three CBRs from one model: {-worst:.2f} dB. "
               f"Photo rate model: `{rows[0]['models']['photo_rate'] or '-'}`."]
     return "\n".join(lines) + "\n"

@@ -100,3 +100,8 @@ fast=(--preset cpu --data data --init runs/fast-next --channel rayleigh --fading
       --lr 1.5e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100)
 sccdm train codec "${fast[@]}" --csi-map --out runs/fast-csi
 sccdm train codec "${fast[@]}" --out runs/fast-control
+
+# --- 2026-11-27 (fifth session): sc-cdm-cpu-rate's codec 8,400 more steps with the same recipe (now the zoo's;
+#     with its first 8,400 steps it had the two single-CBR references' steps together)
+sccdm train codec --preset cpu --data data --init runs/rate-next --rates 8,16,32 --rate-weights 1,1,2 --channel awgn \
+  --steps 8400 --batch 64 --lr 3e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 1400 --log-every 100 --out runs/rate-more

@@ -4,7 +4,7 @@ on thumbnails, and its full rate stays near the fixed-rate model it was made fro
 `sc-cdm-cpu`'s codec). Random weights, or a model that ignores the rate, miss these margins.
 
 Measured on 2,000 test images at AWGN 5 dB, decoder output (benchmarks/results/rate_cifar.md, which also
-has 0-15 dB and the single-CBR models): 20.55 / 22.46 / 24.75 dB at 1/48, 1/24, 1/12; the photo rate model
+has 0-15 dB and the single-CBR models): 20.65 / 22.57 / 24.84 dB at 1/48, 1/24, 1/12; the photo rate model
 20.16 / 22.07 / 24.17; the 1/12 reference 25.19. The tests use the first 300 of those images.
 """
 from __future__ import annotations
