@@ -105,3 +105,8 @@ sccdm train codec "${fast[@]}" --out runs/fast-control
 #     with its first 8,400 steps it had the two single-CBR references' steps together)
 sccdm train codec --preset cpu --data data --init runs/rate-next --rates 8,16,32 --rate-weights 1,1,2 --channel awgn \
   --steps 8400 --batch 64 --lr 3e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 1400 --log-every 100 --out runs/rate-more
+
+# --- 2026-11-27 (fifth session): the next sc-cdm-cpu codec candidate: the served codec 70 min more (held-out 25.95 dB
+#     vs 25.81; fp16 in checkpoints/awgn-next/, not shipped yet: re-fit the refiner on it, then regenerate the results)
+sccdm train codec --preset cpu --data data --init runs/cpu-c32b --channel awgn --minutes 70 --batch 64 --lr 2e-4 \
+  --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next
