@@ -110,3 +110,9 @@ sccdm train codec --preset cpu --data data --init runs/rate-next --rates 8,16,32
 #     vs 25.81; fp16 in checkpoints/awgn-next/, not shipped yet: re-fit the refiner on it, then regenerate the results)
 sccdm train codec --preset cpu --data data --init runs/cpu-c32b --channel awgn --minutes 70 --batch 64 --lr 2e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next
+# and sc-cdm-cpu's refiner re-fitted on it: stage 1 (22 min) and stage 2 (7 min), 2 threads
+#     (fp16 in checkpoints/awgn-next-refiner/, not shipped yet)
+sccdm train refine1 --preset cpu --data data --codec runs/awgn-next --init runs/refine2-c32b --channel awgn --minutes 22 \
+  --batch 32 --lr 3e-4 --threads 2 --val 500 --val-every 600 --out runs/refine1-next
+sccdm train refine2 --preset cpu --data data --codec runs/awgn-next --init runs/refine1-next --channel awgn --minutes 7 \
+  --batch 32 --lr 5e-4 --threads 2 --val 500 --val-every 600 --out runs/refine2-next
