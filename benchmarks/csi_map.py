@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import report  # noqa: E402
-from sccdm import data, metrics, pipeline, weights, zoo  # noqa: E402
+from sccdm import data, metrics, pipeline, zoo  # noqa: E402
 from sccdm.channels import ChannelConfig, apply_channel, equalize, symbol_snr_db  # noqa: E402
 
 CONDITIONS = {  # name -> ChannelConfig fields
@@ -35,9 +35,8 @@ CONDITIONS = {  # name -> ChannelConfig fields
 
 
 def load(name: str) -> torch.nn.Module:
-    """A zoo name (its codec), or a training run's folder (model.safetensors + config.json)."""
-    m = weights.load_model_dir(name) if Path(name).is_dir() else zoo.load(name).codec
-    return m.float().eval()
+    """A zoo name's codec, or a training run's folder."""
+    return zoo.load_any(name).codec.float().eval()
 
 
 def psnr_pair(model, x: torch.Tensor, cfg: ChannelConfig, seed: int, batch: int) -> tuple[float, float | None]:

@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import report  # noqa: E402
-from sccdm import data, weights  # noqa: E402
+from sccdm import data, zoo  # noqa: E402
 from sccdm.evaluate import evaluate  # noqa: E402
 from sccdm.pipeline import SCCDM  # noqa: E402
 
 
 def per_snr_model(folder: Path) -> SCCDM:
-    return SCCDM(weights.load_model_dir(folder), None, name=folder.name).eval()
+    return zoo.load_any(folder, name=folder.name)
 
 
 def run(x: torch.Tensor, snrs, folder_fmt: str, adaptive: str, sccdm: str) -> list[dict]:

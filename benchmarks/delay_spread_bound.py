@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from csi import PROFILES, draw_taps  # noqa: E402
 import report  # noqa: E402
-from sccdm import channels, data, metrics, pipeline, weights, zoo  # noqa: E402
+from sccdm import channels, data, metrics, pipeline, zoo  # noqa: E402
 
 BAND = 1 / 8            # cycles per sample: the symbol rate's Nyquist band at sps 4
 
@@ -97,13 +97,8 @@ def ofdm_gains(profile: str, b: int, k: int, rng) -> torch.Tensor:
                                   for _ in range(b)]), dtype=torch.complex64)
 
 
-def load(name: str) -> torch.nn.Module:
-    """A zoo name, or a training run's folder (model.safetensors + config.json)."""
-    return (weights.load_model_dir(name) if Path(name).is_dir() else zoo.load(name)).eval()
-
-
 def run(model_name: str, x: torch.Tensor, snrs, seed: int) -> list[dict]:
-    model = load(model_name)
+    model = zoo.load_any(model_name)
     rows = []
     with torch.no_grad():
         k = pipeline.encode(model, x[:1], snrs[0]).symbols.shape[1]     # symbols per image, any SNR

@@ -48,7 +48,7 @@ def single_folders(spec: str) -> dict[int, str]:
 
 def single_rate_models(spec: str) -> dict[int, SCCDM]:
     """channels -> the loaded single-CBR model."""
-    return {c: SCCDM(weights.load_model_dir(REPO / d), None, name=f"single-c{c}").eval()
+    return {c: zoo.load_any(REPO / d, name=f"single-c{c}")
             for c, d in single_folders(spec).items()}
 
 
@@ -56,7 +56,7 @@ def folder_model(spec: str) -> SCCDM | None:
     """A model folder (model.safetensors + config.json) as a codec-only model named by its path; None for a
     zoo name."""
     p = REPO / spec
-    return SCCDM(weights.load_model_dir(p), None, name=spec).eval() if spec and p.is_dir() else None
+    return zoo.load_any(p, name=spec) if spec and p.is_dir() else None
 
 
 def _psnr(x, snr, cbr, scheme, name, cache) -> float:

@@ -111,7 +111,7 @@ def evaluate(schemes: list[str], images, channel: str = "awgn", snrs=(0, 3, 6, 9
 
     def model(name):
         if name not in models:
-            models[name] = zoo.load(name)
+            models[name] = zoo.load_any(name)
         return models[name]
 
     for si, snr in enumerate(snrs):
@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csi", default="mmse", choices=["mmse", "zf", "abs", "none"])
     p.add_argument("--erasure-prob", type=float, default=0.0)
     p.add_argument("--tx-snr", type=float, default=None, help="SNR the encoder assumes (default: the channel's)")
-    p.add_argument("--model", default=None, help="zoo model for sc-cdm / nsf (default: the zoo's for the channel)")
+    p.add_argument("--model", default=None, help="zoo model for sc-cdm / nsf (default: the zoo's for the channel), or a training run's folder "
+                   "(a codec alone: --scheme nsf)")
     p.add_argument("--deepjscc", default=None, help="zoo model for deepjscc (default: the zoo's for the channel)")
     p.add_argument("--cbr", type=_ratio, nargs="+", default=None,
                    help="bandwidth ratios to send at, e.g. 1/48 1/24 1/12 (rate-adaptive models; default: the model's own)")
@@ -240,9 +241,13 @@ def main(argv=None) -> int:
     t0 = time.time()
     from . import zoo
     for n in (a.model, a.deepjscc):
-        if n is not None and n not in zoo.names():
-            print(f"sccdm eval: unknown model {n!r}; the zoo has: {', '.join(zoo.names())}", file=sys.stderr)
+        if n is not None and n not in zoo.names() and not Path(n).is_dir():
+            print(f"sccdm eval: unknown model {n!r} (not a run folder either); the zoo has: {', '.join(zoo.names())}",
+                  file=sys.stderr)
             return 2
+    if a.model and Path(a.model).is_dir() and "sc-cdm" in schemes:
+        print(f"sccdm eval: {a.model} is a run folder, a codec without a refiner: use --scheme nsf", file=sys.stderr)
+        return 2
     rows, cache = [], {}
     for cbr in a.cbr or [None]:
         rows += evaluate(schemes, images, a.channel, a.snr, a.seed, a.batch, a.fading, a.csi, a.erasure_prob,
@@ -255,8 +260,7 @@ def main(argv=None) -> int:
     meta = {"command": "sccdm eval " + " ".join(argv), "machine": f"{platform.node()} {platform.machine()} "
             f"{torch.get_num_threads()} threads", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_s": round(time.time() - t0, 1), "caveat": caveat,
-            "models": {n: {p: spec["sha256"] for p, spec in zoo.entry(n)["parts"].items()}
-                       for n in sorted({r["model"] for r in rows if r.get("model")})}}
+            "models": {n: zoo.checksums(n) for n in sorted({r["model"] for r in rows if r.get("model")})}}
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(rows, indent=1) + "\n")

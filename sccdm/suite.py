@@ -86,9 +86,13 @@ def _parse(argv):
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", type=int, default=6, help="images in the visual grid")
-    p.add_argument("--model", default=DEFAULTS[("sc-cdm", "awgn")],
-                   help="zoo model for SC-CDM / NSF on both channels (default: the zoo's AWGN model)")
-    p.add_argument("--deepjscc", default=DEFAULTS[("deepjscc", "awgn")], help="zoo model for DeepJSCC")
+    # one SNR-adaptive model per scheme and channel, as each channel's models are served and trained
+    p.add_argument("--model", default=DEFAULTS[("sc-cdm", "awgn")], help="zoo model for SC-CDM / NSF on AWGN")
+    p.add_argument("--deepjscc", default=DEFAULTS[("deepjscc", "awgn")], help="zoo model for DeepJSCC on AWGN")
+    p.add_argument("--rayleigh-model", default=DEFAULTS[("sc-cdm", "rayleigh")],
+                   help="zoo model for SC-CDM / NSF on Rayleigh (name the AWGN one to test it off its channel)")
+    p.add_argument("--rayleigh-deepjscc", default=DEFAULTS[("deepjscc", "rayleigh")],
+                   help="zoo model for DeepJSCC on Rayleigh")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = auto: all cores on an idle machine, 1 when the load average says "
                         "the cores are taken, since oversubscribed OpenMP threads run 2-5x slower)")
@@ -114,8 +118,9 @@ def _parse(argv):
 class Runner:
     """Runs every scheme on the same batches with the same channel seeds and collects per-image metrics."""
 
-    def __init__(self, sc, dj, k: int, batch: int, seed: int, pbar):
-        self.sc, self.dj, self.k, self.batch, self.seed, self.pbar = sc, dj, k, batch, seed, pbar
+    def __init__(self, models: dict, k: int, batch: int, seed: int, pbar):
+        """models: {channel kind: (SC-CDM model, DeepJSCC model)}, one pair per channel."""
+        self.models, self.k, self.batch, self.seed, self.pbar = models, k, batch, seed, pbar
         self.seconds: dict[str, float] = {}  # wall time per scheme, for the budget table
 
     def _tick(self, name: str, t: float) -> None:
@@ -130,18 +135,19 @@ class Runner:
         from .pipeline import simulate
 
         acc = {s: {"psnr": [], "ssim": [], "mse": [], "lost": [], "uses": [], "keep": []} for s in schemes}
+        sc, dj = self.models[cfg.kind]
         for b, i in enumerate(range(0, x.shape[0], self.batch)):
             xb, sd = x[i:i + self.batch], self.batch_seed(b)
             outs = {}
             t = time.time()
             if "sc-cdm" in schemes or "nsf" in schemes:
-                r = simulate(self.sc, xb, cfg, torch.Generator().manual_seed(sd), tx_snr_db=tx_snr_db,
+                r = simulate(sc, xb, cfg, torch.Generator().manual_seed(sd), tx_snr_db=tx_snr_db,
                              refine="sc-cdm" in schemes, refine_generator=torch.Generator().manual_seed(sd + 1))
                 outs["sc-cdm"], outs["nsf"] = r["x_hat"], r["s_hat"]
                 self._tick("sc-cdm" if "sc-cdm" in schemes else "nsf", t)
             if "deepjscc" in schemes:
                 t = time.time()
-                outs["deepjscc"] = simulate(self.dj, xb, cfg, torch.Generator().manual_seed(sd), tx_snr_db=tx_snr_db)["x_hat"]
+                outs["deepjscc"] = simulate(dj, xb, cfg, torch.Generator().manual_seed(sd), tx_snr_db=tx_snr_db)["x_hat"]
                 self._tick("deepjscc", t)
             extra = {}
             for s in schemes:
@@ -316,7 +322,9 @@ def _psnr_vs_snr(s: _Suite):
                                                      f"{gains[i]['percent']:+.1f} %"]
                 for i, snr in enumerate(args.snr_list)]
         head = ["SNR dB"] + [SCHEME_LABELS[s] for s in schemes] + ["JPEG+LDPC lost", "JPEG+LDPC uses", "SC-CDM vs DeepJSCC"]
-        body = (f"PSNR in dB: mean ± 95 % CI (PSNR of the mean MSE), {x.shape[0]} images, k = {k} channel uses "
+        sc_name, dj_name = (run.models[kind][0].name, run.models[kind][1].name)
+        body = (f"Models on this channel: SC-CDM / NSF `{sc_name}`, DeepJSCC `{dj_name}`.\n\n"
+                f"PSNR in dB: mean ± 95 % CI (PSNR of the mean MSE), {x.shape[0]} images, k = {k} channel uses "
                 f"per image (learned schemes and the separation reference spend all {k}; JPEG+LDPC spends what its "
                 f"codeword needs, 0 for images whose payload does not fit).\n\n" + _table(rows, head))
         body += "\n\nSSIM (mean ± 95 % CI):\n\n" + _table(
@@ -338,7 +346,7 @@ def _psnr_vs_snr(s: _Suite):
                      "\n\nNo published CBR-1/12 Rayleigh points exist to plot; for reference (other CBR): "
                      + PUBLISHED["other_cbr"][2] + ".")
         w.write(f"psnr_vs_snr_{kind}", f"PSNR vs SNR, {kind.upper()}",
-                {"snr_db": args.snr_list, "schemes": per, "sc_cdm_vs_deepjscc": gains,
+                {"snr_db": args.snr_list, "models": {"sc-cdm": sc_name, "deepjscc": dj_name}, "schemes": per, "sc_cdm_vs_deepjscc": gains,
                  "jpeg_ldpc_budget": SCHEMES["jpeg-ldpc"].budget(k).to_dict()},
                 body, _snr_figure(per, args.snr_list, kind, k, cbr))
     return main_res, kept, raw
@@ -512,14 +520,16 @@ def main(argv=None) -> int:
     caveat = ORIGINAL_NOTE if original else DATA_CAVEAT
     x = image_to_tensor(load_split(args.data, "test", args.limit))
     side = x[:min(args.side_limit, x.shape[0])]
-    sc, dj = zoo.load(args.model), zoo.load(args.deepjscc)
-    k = encode(sc, x[:1], 10.0).symbols.shape[1]
-    k_dj = encode(dj, x[:1], 10.0).symbols.shape[1]
-    if k_dj != k:
-        print(f"warning: {args.deepjscc} uses k = {k_dj} channel uses, {args.model} k = {k}; the baselines get k = {k}",
-              file=sys.stderr)
+    names = {"awgn": (args.model, args.deepjscc), "rayleigh": (args.rayleigh_model, args.rayleigh_deepjscc)}
+    loaded = {n: zoo.load(n) for pair in names.values() for n in pair}
+    models = {kind: (loaded[a], loaded[b]) for kind, (a, b) in names.items()}
+    k = encode(loaded[args.model], x[:1], 10.0).symbols.shape[1]
+    for n, m in loaded.items():
+        if (k_n := encode(m, x[:1], 10.0).symbols.shape[1]) != k:
+            print(f"warning: {n} uses k = {k_n} channel uses, {args.model} k = {k}; the baselines get k = {k}",
+                  file=sys.stderr)
     cbr = k / (3 * x.shape[-1] * x.shape[-2])
-    note, model_info = _models_note([args.model, args.deepjscc])
+    note, model_info = _models_note(list(loaded))
     given = list(sys.argv[1:] if argv is None else argv)
     meta = {"command": "sccdm eval --suite paper " + shlex.join(
                 [a for i, a in enumerate(given) if a != "--suite" and not (i and given[i - 1] == "--suite")]),
@@ -535,7 +545,7 @@ def main(argv=None) -> int:
     total = (2 * len(args.snr_list) * x.shape[0] + len(args.tx_list) * len(args.snr_list) * side.shape[0]
              + len(args.erasure_list) * side.shape[0])
     pbar = tqdm(total=total, unit="img", desc="paper suite", disable=args.no_progress, file=sys.stderr)
-    run = Runner(sc, dj, k, args.batch, args.seed, pbar)
+    run = Runner(models, k, args.batch, args.seed, pbar)
     timings = {}
     st = _Suite(args, x, side, run, pbar, w, k, cbr, timings, caveat, t0)
     main_res, kept, raw = _psnr_vs_snr(st)

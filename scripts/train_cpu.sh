@@ -106,13 +106,17 @@ sccdm train codec "${fast[@]}" --out runs/fast-control
 sccdm train codec --preset cpu --data data --init runs/rate-next --rates 8,16,32 --rate-weights 1,1,2 --channel awgn \
   --steps 8400 --batch 64 --lr 3e-4 --warmup 0.02 --threads "$T" --val 500 --val-every 1400 --log-every 100 --out runs/rate-more
 
-# --- 2026-11-27 (fifth session): the next sc-cdm-cpu codec candidate: the served codec 70 min more (held-out 25.95 dB
-#     vs 25.81; fp16 in checkpoints/awgn-next/, not shipped yet: re-fit the refiner on it, then regenerate the results)
+# --- 2026-11-27 (fifth session): the served codec 70 min more (held-out 25.95 dB vs 25.81; now sc-cdm-cpu's codec,
+#     shipped in the sixth session; runs/cpu-served-codec held the zoo's codec then, i.e. runs/cpu-c32b)
 sccdm train codec --preset cpu --data data --init runs/cpu-c32b --channel awgn --minutes 70 --batch 64 --lr 2e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next
-# and sc-cdm-cpu's refiner re-fitted on it: stage 1 (22 min) and stage 2 (7 min), 2 threads
-#     (fp16 in checkpoints/awgn-next-refiner/, not shipped yet)
+# and sc-cdm-cpu's refiner re-fitted on it: stage 1 (22 min) and stage 2 (7 min), 2 threads (now sc-cdm-cpu's refiner)
 sccdm train refine1 --preset cpu --data data --codec runs/awgn-next --init runs/refine2-c32b --channel awgn --minutes 22 \
   --batch 32 --lr 3e-4 --threads 2 --val 500 --val-every 600 --out runs/refine1-next
 sccdm train refine2 --preset cpu --data data --codec runs/awgn-next --init runs/refine1-next --channel awgn --minutes 7 \
   --batch 32 --lr 5e-4 --threads 2 --val 500 --val-every 600 --out runs/refine2-next
+
+# --- 2026-11-27 (sixth session): the campaign goes on: sc-cdm-cpu's codec (runs/awgn-next) 95 min more at lr 1.5e-4
+#     (the next candidate; fp16 in checkpoints/awgn-next2/)
+sccdm train codec --preset cpu --data data --init runs/awgn-next --channel awgn --minutes 95 --batch 64 --lr 1.5e-4 \
+  --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next2

@@ -266,6 +266,27 @@ def test_zoo_refuses_corrupted_shipped_file(tmp_path, monkeypatch):
 
 def test_cifar_batches_format(tmp_path):
     from sccdm.data import load_cifar_batches, load_split
+
+def test_zoo_load_any_takes_a_name_or_a_run_folder(tmp_path):
+    import sccdm.zoo as zoo
+    from sccdm.weights import save_model_dir
+    served = zoo.load("deepjscc-cpu")
+    save_model_dir(served.codec, json_config(zoo, "deepjscc-cpu"), tmp_path / "run")
+    folder = zoo.load_any(tmp_path / "run", name="candidate")
+    assert folder.refiner is None and folder.name == "candidate"
+    for k, v in served.codec.state_dict().items():
+        assert torch.equal(folder.codec.state_dict()[k], v), k
+    assert zoo.load_any("deepjscc-cpu").name == "deepjscc-cpu"
+    with pytest.raises(KeyError, match="unknown model"):
+        zoo.load_any(tmp_path / "not-a-folder")
+
+
+def json_config(zoo, name: str) -> dict:
+    import json
+    spec = zoo.entry(name)["parts"]["codec"]
+    cfg = json.loads((zoo.WEIGHTS_DIR / name / spec["config"]).read_text())
+    return {k: v for k, v in cfg.items() if k not in ("sha256", "training")}
+
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (5, 3072), dtype=np.uint8)
     with open(tmp_path / "test_batch", "wb") as f:

@@ -52,3 +52,23 @@ def test_eval_table_and_unknown_model(capsys):
     assert "| nsf |" in capsys.readouterr().out
     assert main(["--scheme", "nsf", "--limit", "4", "--model", "no-such-model"]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_eval_takes_a_training_run_folder(fresh_rows, tmp_path):
+    """A candidate is measured by the same command before it is published: a run folder holding the served
+    codec gives the served model's NSF rows, and the result names the folder's sha256."""
+    import sccdm.zoo as zoo
+    from sccdm.weights import save_model_dir
+    spec = zoo.entry("sc-cdm-cpu")["parts"]["codec"]
+    cfg = json.loads((zoo.WEIGHTS_DIR / "sc-cdm-cpu" / spec["config"]).read_text())
+    run = tmp_path / "run"
+    save_model_dir(zoo.load("sc-cdm-cpu").codec, {k: v for k, v in cfg.items() if k not in ("sha256", "training")}, run)
+    out = tmp_path / "rows.json"
+    assert main(["--scheme", "nsf", "--channel", "awgn", "--snr", "3", "12", "--limit", "16", "--batch", "8",
+                 "--model", str(run), "--out", str(out)]) == 0
+    served = {r["snr_db"]: r["psnr_db"] for r in fresh_rows if r["scheme"] == "nsf"}
+    for r in json.loads(out.read_text()):
+        assert r["model"] == str(run) and r["psnr_db"] == pytest.approx(served[r["snr_db"]], abs=1e-3)
+    meta = json.loads(out.with_suffix(".meta.json").read_text())
+    assert meta["models"][str(run)] == {"codec": zoo.checksums(run)["codec"]}
+    assert main(["--scheme", "sc-cdm", "--limit", "4", "--model", str(run)]) == 2  # no refiner to run

@@ -58,6 +58,10 @@ def test_main_figure_numbers_are_consistent(suite_dir):
     assert d["jpeg_ldpc_budget"]["info_bits"] == 256
     r = json.loads((suite_dir / "psnr_vs_snr_rayleigh.json").read_text())
     assert "separation-csit" in r["schemes"]
+    # one SNR-adaptive model per scheme and channel: each channel's own, as served
+    from sccdm.zoo import DEFAULTS
+    for kind, fig in (("awgn", d), ("rayleigh", r)):
+        assert fig["models"] == {t: DEFAULTS[(t, kind)] for t in ("sc-cdm", "deepjscc")}
 
 
 def test_summary_reports_gain_and_bound(suite_dir):

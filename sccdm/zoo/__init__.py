@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from ..pipeline import SCCDM
-from ..weights import WeightsError, build_config, build_model, load_weights, sha256_file
+from ..weights import WeightsError, build_config, build_model, load_model_dir, load_weights, sha256_file
 
-__all__ = ["load", "build", "names", "entry", "part_config", "default_for", "WEIGHTS_DIR", "DEFAULT_MODEL", "DEFAULTS"]
+__all__ = ["load", "load_any", "checksums", "build", "names", "entry", "part_config", "default_for", "WEIGHTS_DIR", "DEFAULT_MODEL", "DEFAULTS"]
 
 ROOT = Path(__file__).resolve().parent
 WEIGHTS_DIR = ROOT / "weights"
@@ -92,6 +92,24 @@ def load(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu", pretrain
     parts = {p: _part(name, p, spec, pretrained, device, root) for p, spec in e["parts"].items()}
     model = SCCDM(parts["codec"], parts.get("refiner"), name=name)
     return model.to(device).eval()
+
+
+def load_any(spec: str | Path, device: str | torch.device = "cpu", name: str | None = None) -> SCCDM:
+    """A zoo name, or a training run's folder (model.safetensors + config.json) as a codec-only model.
+
+    Benchmarks take either, so a candidate is measured the same way before it is published.
+    ``name``: the folder model's name in reports (default: the path as given).
+    """
+    if Path(spec).is_dir():
+        return SCCDM(load_model_dir(spec), None, name=name or str(spec)).to(device).eval()
+    return load(str(spec), device)
+
+
+def checksums(spec: str | Path) -> dict[str, str]:
+    """{part: sha256} of what :func:`load_any` loads for ``spec``: what a result names its weights by."""
+    if Path(spec).is_dir():
+        return {"codec": sha256_file(Path(spec) / "model.safetensors")}
+    return {p: s["sha256"] for p, s in entry(str(spec))["parts"].items()}
 
 
 def build(name: str = DEFAULT_MODEL, device="cpu") -> SCCDM:
