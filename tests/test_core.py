@@ -264,9 +264,6 @@ def test_zoo_refuses_corrupted_shipped_file(tmp_path, monkeypatch):
         zoo.load("no-such-model")
 
 
-def test_cifar_batches_format(tmp_path):
-    from sccdm.data import load_cifar_batches, load_split
-
 def test_zoo_load_any_takes_a_name_or_a_run_folder(tmp_path):
     import sccdm.zoo as zoo
     from sccdm.weights import save_model_dir
@@ -287,6 +284,9 @@ def json_config(zoo, name: str) -> dict:
     cfg = json.loads((zoo.WEIGHTS_DIR / name / spec["config"]).read_text())
     return {k: v for k, v in cfg.items() if k not in ("sha256", "training")}
 
+
+def test_cifar_batches_format(tmp_path):
+    from sccdm.data import load_cifar_batches, load_split
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (5, 3072), dtype=np.uint8)
     with open(tmp_path / "test_batch", "wb") as f:
