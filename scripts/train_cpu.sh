@@ -120,3 +120,7 @@ sccdm train refine2 --preset cpu --data data --codec runs/awgn-next --init runs/
 #     (the next candidate; fp16 in checkpoints/awgn-next2/)
 sccdm train codec --preset cpu --data data --init runs/awgn-next --channel awgn --minutes 95 --batch 64 --lr 1.5e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next2
+# and the new sc-cdm-cpu-rayleigh codec (shipped the same session; refiner: sc-cdm-cpu's, by path): the served
+# sc-cdm-cpu codec (runs/awgn-next) 28 min on Rayleigh block fading, the recipe of runs/ray-next-codec above
+sccdm train codec --preset cpu --data data --init runs/awgn-next --channel rayleigh --minutes 28 --batch 64 --lr 1.5e-4 \
+  --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/ray-next2

@@ -2,8 +2,9 @@
 on the same images and channel draws. Random weights, or a model on the wrong channel, miss these margins.
 
 sc-cdm-cpu-rayleigh-fast (per-symbol fading, reads each symbol's SNR) vs sc-cdm-cpu-rayleigh (one h per image),
-1,000 test images, decoder output (benchmarks/results/csi_map.md): +0.56 / +0.73 / +0.69 / +0.48 dB on fast
-fading at 0 / 5 / 10 / 15 dB; on block fading -0.01 / +0.03 / +0.05 / +0.03 dB.
+1,000 test images, decoder output (benchmarks/results/csi_map.md): +0.49 / +0.66 / +0.61 / +0.38 dB on fast
+fading at 0 / 5 / 10 / 15 dB; on block fading -0.06 / -0.03 / -0.04 / -0.10 dB (the block model's codec has 70
+more AWGN minutes behind it than the fast one's).
 """
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def test_fast_fading_model_beats_the_block_one_on_fast_fading(images):
 
 
 def test_fast_fading_training_costs_nothing_on_block_fading(images):
-    """Per-symbol fading covers block fading's deep fades too: the fast model (35 more minutes of Rayleigh
-    training) is even slightly ahead there (+0.00 to +0.09 dB, 2,000 images)."""
+    """Per-symbol fading covers block fading's deep fades too: the fast model stays within 0.1 dB of the block
+    model there (-0.03 to -0.10 dB, 1,000 images), though the block model's codec started from a longer-trained
+    AWGN codec."""
     fast, block = (_nsf(n, images, "block", 5.0) for n in ("sc-cdm-cpu-rayleigh-fast", "sc-cdm-cpu-rayleigh"))
     assert fast > block - 0.1 and fast > 20.0, (fast, block)
 
