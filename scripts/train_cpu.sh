@@ -110,7 +110,8 @@ sccdm train codec --preset cpu --data data --init runs/rate-next --rates 8,16,32
 #     shipped in the sixth session; runs/cpu-served-codec held the zoo's codec then, i.e. runs/cpu-c32b)
 sccdm train codec --preset cpu --data data --init runs/cpu-c32b --channel awgn --minutes 70 --batch 64 --lr 2e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next
-# and sc-cdm-cpu's refiner re-fitted on it: stage 1 (22 min) and stage 2 (7 min), 2 threads (now sc-cdm-cpu's refiner)
+# and sc-cdm-cpu's refiner re-fitted on it: stage 1 (22 min) and stage 2 (7 min), 2 threads (now sc-cdm-cpu-rayleigh's
+#     refiner; sc-cdm-cpu kept its own, which refines photographs better: sccdm/zoo/README.md)
 sccdm train refine1 --preset cpu --data data --codec runs/awgn-next --init runs/refine2-c32b --channel awgn --minutes 22 \
   --batch 32 --lr 3e-4 --threads 2 --val 500 --val-every 600 --out runs/refine1-next
 sccdm train refine2 --preset cpu --data data --codec runs/awgn-next --init runs/refine1-next --channel awgn --minutes 7 \
@@ -124,3 +125,10 @@ sccdm train codec --preset cpu --data data --init runs/awgn-next --channel awgn 
 # sc-cdm-cpu codec (runs/awgn-next) 28 min on Rayleigh block fading, the recipe of runs/ray-next-codec above
 sccdm train codec --preset cpu --data data --init runs/awgn-next --channel rayleigh --minutes 28 --batch 64 --lr 1.5e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/ray-next2
+# then sc-cdm-cpu's refiner of the session before (runs/refine2-next, 4f6271a0) re-fitted on it: stage 1 on a snapshot
+# of runs/awgn-next2 at 79 % (runs/awgn-next2-snap: scripts/export_fp16.py --from-ckpt), stage 2 on the final codec
+# (fp16 in checkpoints/awgn-next2-refiner/; not shipped: check it on photographs first, see sccdm/zoo/README.md)
+sccdm train refine1 --preset cpu --data data --codec runs/awgn-next2-snap --init runs/refine2-next --channel awgn \
+  --minutes 25 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 600 --out runs/refine1-next2
+sccdm train refine2 --preset cpu --data data --codec runs/awgn-next2 --init runs/refine1-next2 --channel awgn --minutes 8 \
+  --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 600 --out runs/refine2-next2
