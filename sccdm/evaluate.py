@@ -207,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csi", default="mmse", choices=["mmse", "zf", "abs", "none"])
     p.add_argument("--erasure-prob", type=float, default=0.0)
     p.add_argument("--tx-snr", type=float, default=None, help="SNR the encoder assumes (default: the channel's)")
-    p.add_argument("--model", default=None, help="zoo model for sc-cdm / nsf (default: the zoo's for the channel), or a training run's folder "
-                   "(a codec alone: --scheme nsf)")
+    p.add_argument("--model", default=None, help="zoo model for sc-cdm / nsf (default: the zoo's for the channel), "
+                   "or a training run's folder (a codec alone: --scheme nsf)")
     p.add_argument("--deepjscc", default=None, help="zoo model for deepjscc (default: the zoo's for the channel)")
     p.add_argument("--cbr", type=_ratio, nargs="+", default=None,
                    help="bandwidth ratios to send at, e.g. 1/48 1/24 1/12 (rate-adaptive models; default: the model's own)")

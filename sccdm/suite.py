@@ -322,7 +322,7 @@ def _psnr_vs_snr(s: _Suite):
                                                      f"{gains[i]['percent']:+.1f} %"]
                 for i, snr in enumerate(args.snr_list)]
         head = ["SNR dB"] + [SCHEME_LABELS[s] for s in schemes] + ["JPEG+LDPC lost", "JPEG+LDPC uses", "SC-CDM vs DeepJSCC"]
-        sc_name, dj_name = (run.models[kind][0].name, run.models[kind][1].name)
+        sc_name, dj_name = (m.name for m in run.models[kind])
         body = (f"Models on this channel: SC-CDM / NSF `{sc_name}`, DeepJSCC `{dj_name}`.\n\n"
                 f"PSNR in dB: mean ± 95 % CI (PSNR of the mean MSE), {x.shape[0]} images, k = {k} channel uses "
                 f"per image (learned schemes and the separation reference spend all {k}; JPEG+LDPC spends what its "
@@ -346,7 +346,8 @@ def _psnr_vs_snr(s: _Suite):
                      "\n\nNo published CBR-1/12 Rayleigh points exist to plot; for reference (other CBR): "
                      + PUBLISHED["other_cbr"][2] + ".")
         w.write(f"psnr_vs_snr_{kind}", f"PSNR vs SNR, {kind.upper()}",
-                {"snr_db": args.snr_list, "models": {"sc-cdm": sc_name, "deepjscc": dj_name}, "schemes": per, "sc_cdm_vs_deepjscc": gains,
+                {"snr_db": args.snr_list, "models": {"sc-cdm": sc_name, "deepjscc": dj_name}, "schemes": per,
+                 "sc_cdm_vs_deepjscc": gains,
                  "jpeg_ldpc_budget": SCHEMES["jpeg-ldpc"].budget(k).to_dict()},
                 body, _snr_figure(per, args.snr_list, kind, k, cbr))
     return main_res, kept, raw
