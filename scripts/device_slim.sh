@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device tool copies the tracked tree plus the carried paths, 64 MiB in all; the shipped zoo
-# weights alone take most of that. Before a device call, `slim` takes the large weight files out
+# weights and the committed checkpoints alone take more than that. Before a device call, `slim` takes the large weight files out
 # of the index (kept on disk, ignored through .git/info/exclude) so the data and init weights can
 # be carried; `restore` puts them back. Never commit while slim (the weights would be deleted:
 # `git status` then shows them as deleted, and CI's zoo tests fail).
@@ -15,7 +15,7 @@ EXCL=.git/info/exclude
 case "${1:-status}" in
   slim)
     [ -s "$LIST" ] && { echo "already slim (see $LIST)"; exit 1; }
-    git ls-files -z sccdm/zoo/weights | xargs -0 -I{} sh -c 'sz=$(stat -c %s "{}"); [ "$sz" -ge '"${2:-4000000}"' ] && echo "{}"' > "$LIST" || true
+    git ls-files -z sccdm/zoo/weights checkpoints | xargs -0 -I{} sh -c 'sz=$(stat -c %s "{}"); [ "$sz" -ge '"${2:-4000000}"' ] && echo "{}"' > "$LIST" || true
     [ -s "$LIST" ] || { echo "nothing to slim"; rm -f "$LIST"; exit 0; }
     xargs -a "$LIST" git rm -q --cached --
     { echo "# device-slim"; sed 's|^|/|' "$LIST"; } >> "$EXCL"
@@ -26,7 +26,7 @@ case "${1:-status}" in
     sed -i '/^# device-slim$/,$d' "$EXCL"
     xargs -a "$LIST" git add -f --
     rm -f "$LIST"
-    echo "restored; git status:"; git status --short sccdm/zoo/weights | head
+    echo "restored; git status:"; git status --short sccdm/zoo/weights checkpoints | head
     ;;
   status)
     [ -s "$LIST" ] && echo "SLIM: $(wc -l < "$LIST") weight files out of the index" || echo "not slim"

@@ -118,7 +118,7 @@ sccdm train refine2 --preset cpu --data data --codec runs/awgn-next --init runs/
   --batch 32 --lr 5e-4 --threads 2 --val 500 --val-every 600 --out runs/refine2-next
 
 # --- 2026-11-27 (sixth session): the campaign goes on: sc-cdm-cpu's codec (runs/awgn-next) 95 min more at lr 1.5e-4
-#     (the next candidate; fp16 in checkpoints/awgn-next2/)
+#     (fp16 in checkpoints/awgn-next2/; sc-cdm-cpu's codec since 2026-11-28, with the refiner 2ccf00b5 kept)
 sccdm train codec --preset cpu --data data --init runs/awgn-next --channel awgn --minutes 95 --batch 64 --lr 1.5e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next2
 # and the new sc-cdm-cpu-rayleigh codec (shipped the same session; refiner: sc-cdm-cpu's, by path): the served
@@ -132,3 +132,7 @@ sccdm train refine1 --preset cpu --data data --codec runs/awgn-next2-snap --init
   --minutes 25 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 600 --out runs/refine1-next2
 sccdm train refine2 --preset cpu --data data --codec runs/awgn-next2 --init runs/refine1-next2 --channel awgn --minutes 8 \
   --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 600 --out runs/refine2-next2
+
+# --- 2026-11-28: and on: the shipped codec (runs/awgn-next2) 75 min more at lr 1e-4 (fp16 in checkpoints/awgn-next3/)
+sccdm train codec --preset cpu --data data --init runs/awgn-next2 --channel awgn --minutes 75 --batch 64 --lr 1e-4 \
+  --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next3
