@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -20,7 +21,8 @@ def meta(script: str, argv, t0: float, **extra) -> dict:
     at the start."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
-    return {"command": f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+    # quoted so that the recorded command can be pasted back into a shell (arguments with spaces)
+    return {"command": f"python {script} " + shlex.join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(time.time() - t0),
             "commit": commit, **extra}
