@@ -136,3 +136,7 @@ sccdm train refine2 --preset cpu --data data --codec runs/awgn-next2 --init runs
 # --- 2026-11-28: and on: the shipped codec (runs/awgn-next2) 75 min more at lr 1e-4 (fp16 in checkpoints/awgn-next3/)
 sccdm train codec --preset cpu --data data --init runs/awgn-next2 --channel awgn --minutes 75 --batch 64 --lr 1e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next3
+# and the Rayleigh sibling remade from the shipped codec, the recipe of runs/ray-next2 (sc-cdm-cpu-rayleigh's codec since
+# 2026-11-28; refiner kept, 4f6271a0; log benchmarks/results/training_logs/codec-cpu-rayleigh-4.jsonl)
+sccdm train codec --preset cpu --data data --init runs/awgn-next2 --channel rayleigh --minutes 28 --batch 64 --lr 1.5e-4 \
+  --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/ray-next3

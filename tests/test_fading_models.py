@@ -2,8 +2,8 @@
 on the same images and channel draws. Random weights, or a model on the wrong channel, miss these margins.
 
 sc-cdm-cpu-rayleigh-fast (per-symbol fading, reads each symbol's SNR) vs sc-cdm-cpu-rayleigh (one h per image),
-1,000 test images, decoder output (benchmarks/results/csi_map.md): +0.49 / +0.66 / +0.61 / +0.38 dB on fast
-fading at 0 / 5 / 10 / 15 dB; on block fading -0.06 / -0.03 / -0.04 / -0.10 dB (the block model's codec has 70
+1,000 test images, decoder output (benchmarks/results/csi_map.md): +0.45 / +0.61 / +0.56 / +0.30 dB on fast
+fading at 0 / 5 / 10 / 15 dB; on block fading -0.09 / -0.07 / -0.11 / -0.23 dB (the block model's codec has 165
 more AWGN minutes behind it than the fast one's).
 """
 from __future__ import annotations
@@ -37,10 +37,10 @@ def test_fast_fading_model_beats_the_block_one_on_fast_fading(images):
     assert fast > block + 0.3, (fast, block)
 
 
-def test_fast_fading_training_costs_nothing_on_block_fading(images):
-    """Per-symbol fading covers block fading's deep fades too: the fast model stays within 0.1 dB of the block
-    model there (-0.03 to -0.10 dB, 1,000 images), though the block model's codec started from a longer-trained
-    AWGN codec."""
+def test_fast_fading_model_stays_near_the_block_one_on_block_fading(images):
+    """Per-symbol fading covers block fading's deep fades too: at 5 dB the fast model stays within 0.1 dB of
+    the block model on block fading (-0.07 dB, 1,000 images). The gap is -0.09 / -0.11 / -0.23 dB at 0 / 10 /
+    15 dB, where the block model's longer-trained AWGN start shows."""
     fast, block = (_nsf(n, images, "block", 5.0) for n in ("sc-cdm-cpu-rayleigh-fast", "sc-cdm-cpu-rayleigh"))
     assert fast > block - 0.1 and fast > 20.0, (fast, block)
 
