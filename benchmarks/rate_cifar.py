@@ -100,7 +100,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     photo = any(r.get("photo_rate") is not None for r in rows)
     cols = ["SNR (dB)", "CBR", f"one model (`{rows[0]['models']['rate']}`)", "refined",
             "model for this CBR"] + ([f"`{full}`"] if full else []) + ["one model minus the better"] \
-        + ([f"`{rows[0]['models']['photo_rate']}`" + ("" if meta.get("data") else " on thumbnails")] if photo else [])
+        + ([f"`{rows[0]['models']['photo_rate']}`" + ("" if meta.get("data") else " on thumbnails")]
+           if photo else [])
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = [f"{r['snr_db']:g}", f"1/{round(1 / r['cbr'])}", f"{r['rate']:.2f}", _f(r["rate_refined"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device tool copies the tracked tree plus the carried paths, 64 MiB in all; the shipped zoo
-# weights and the committed checkpoints alone take more than that. Before a device call, `slim` takes the large weight files out
-# of the index (kept on disk, ignored through .git/info/exclude) so the data and init weights can
+# weights and the committed checkpoints alone take more than that. Before a device call, `slim`
+# takes the large weight files out of the index (kept on disk, ignored through .git/info/exclude) so the data and init weights can
 # be carried; `restore` puts them back. Never commit while slim (the weights would be deleted:
 # `git status` then shows them as deleted, and CI's zoo tests fail).
 #

@@ -21,8 +21,9 @@ INIT=${INIT:-.gpu/init-codec-2}; DATA=${DATA:-.gpu/photos/train}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 SCCDM_CACHE=${SCCDM_CACHE:-/tmp/sccdm-cache}
 (nvidia-smi -L 2>&1 || true) > "$OUT/train.log"
+init_of() { echo "${INIT//\{r\}/$1}"; }  # run r's start folder
 for r in ${RUNS:-rate c8 c16 c32}; do
-  echo "$r init ${INIT//\{r\}/$r} $(sha256sum "${INIT//\{r\}/$r}/model.safetensors" | cut -c1-64) steps $STEPS" >> "$OUT/train.log"
+  echo "$r init $(init_of $r) $(sha256sum "$(init_of $r)/model.safetensors" | cut -c1-64) steps $STEPS" >> "$OUT/train.log"
 done
 pids=()
 for r in ${RUNS:-rate c8 c16 c32}; do
@@ -30,7 +31,7 @@ for r in ${RUNS:-rate c8 c16 c32}; do
   # --max-minutes: a run that would overrun the call stops at a checkpoint (its plan then unfinished: said in
   # the log) instead of being killed with nothing to bring back
   python3 -m sccdm.train codec --preset paper --out "/tmp/rr-$r" --steps "$STEPS" --warmup 0.03 \
-    --batch "${BATCH:-64}" --lr "${LR:-2e-4}" --init "${INIT//\{r\}/$r}" --channel awgn --data "$DATA" \
+    --batch "${BATCH:-64}" --lr "${LR:-2e-4}" --init "$(init_of $r)" --channel awgn --data "$DATA" \
     --crop "${CROP:-128}" "${flag[@]}" --val 24 --val-every 100000 --log-every 100 --ckpt-every 250 \
     --max-minutes "$CAP" ${LIMIT:+--limit "$LIMIT"} > "$OUT/$r.log" 2>&1 &
   pids+=($!)
