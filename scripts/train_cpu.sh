@@ -133,10 +133,23 @@ sccdm train refine1 --preset cpu --data data --codec runs/awgn-next2-snap --init
 sccdm train refine2 --preset cpu --data data --codec runs/awgn-next2 --init runs/refine1-next2 --channel awgn --minutes 8 \
   --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 600 --out runs/refine2-next2
 
-# --- 2026-11-28: and on: the shipped codec (runs/awgn-next2) 75 min more at lr 1e-4 (fp16 in checkpoints/awgn-next3/)
+# --- 2026-11-28: and on: the shipped codec (runs/awgn-next2) 75 min more at lr 1e-4 (sc-cdm-cpu's codec since 2026-11-28,
+#     seventh session; runs/cpu-served-refiner held the zoo's refiner then, 2ccf00b5)
 sccdm train codec --preset cpu --data data --init runs/awgn-next2 --channel awgn --minutes 75 --batch 64 --lr 1e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 1000 --log-every 100 --out runs/awgn-next3
 # and the Rayleigh sibling remade from the shipped codec, the recipe of runs/ray-next2 (sc-cdm-cpu-rayleigh's codec since
 # 2026-11-28; refiner kept, 4f6271a0; log benchmarks/results/training_logs/codec-cpu-rayleigh-4.jsonl)
 sccdm train codec --preset cpu --data data --init runs/awgn-next2 --channel rayleigh --minutes 28 --batch 64 --lr 1.5e-4 \
   --warmup 0.02 --threads "$T" --val 500 --val-every 400 --log-every 100 --out runs/ray-next3
+
+# --- 2026-11-28 (seventh session): sc-cdm-cpu's refiner (2ccf00b5) re-fitted on runs/awgn-next3 (shipped with it), and
+#     its twin on CIFAR-10 + 25,000 photo crops (not shipped: 0.01-0.04 dB lower on CIFAR-10, the same on Kodak); the two
+#     ran side by side, one core each
+python scripts/mix_photo_crops.py --cifar data --photos data/photos/train --out data/mix --n 25000
+for d in data data/mix; do
+  n=$([ "$d" = data ] && echo cif3 || echo mix3)
+  sccdm train refine1 --preset cpu --data "$d" --codec runs/awgn-next3 --init runs/cpu-served-refiner --channel awgn \
+    --minutes 35 --batch 32 --lr 3e-4 --threads "$T" --val 500 --val-every 600 --out runs/$n-r1
+  sccdm train refine2 --preset cpu --data "$d" --codec runs/awgn-next3 --init runs/$n-r1 --channel awgn --minutes 8 \
+    --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 600 --out runs/$n-r2
+done
