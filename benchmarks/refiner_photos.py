@@ -30,12 +30,13 @@ from sccdm import weights, zoo  # noqa: E402
 from sccdm.channels import ChannelConfig  # noqa: E402
 from sccdm.data import image_to_tensor, load_photo_folder  # noqa: E402
 from sccdm.metrics import psnr  # noqa: E402
-from sccdm.pipeline import SCCDM, simulate  # noqa: E402
+from sccdm.pipeline import simulate  # noqa: E402
 
 
 def load_refiner(spec: str) -> tuple[torch.nn.Module, str]:
     """(refiner in eval mode, sha256 of its weights) for a zoo name or a run folder."""
     if Path(spec).is_dir():
+        # a run folder holds one model.safetensors, which checksums() files under "codec" whatever it is
         return weights.load_model_dir(spec).eval(), zoo.checksums(spec)["codec"]
     m = zoo.load(spec)
     if m.refiner is None:
@@ -43,7 +44,7 @@ def load_refiner(spec: str) -> tuple[torch.nn.Module, str]:
     return m.refiner.eval(), zoo.checksums(spec)["refiner"]
 
 
-def measure(codec: SCCDM, refiners: dict, photos: list[np.ndarray], snr: float, seed: int) -> dict:
+def measure(codec: torch.nn.Module, refiners: dict, photos: list[np.ndarray], snr: float, seed: int) -> dict:
     """{"nsf": [psnr per photo], name: [...]} at one AWGN SNR."""
     cfg = ChannelConfig(kind="awgn", snr_db=float(snr)).validate()
     out = {"nsf": [], **{n: [] for n in refiners}}
@@ -84,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    codec = zoo.load_any(a.codec)
-    codec = SCCDM(codec.codec, None, name=str(a.codec)).eval()
+    codec = zoo.load_any(a.codec)  # measure() sends with refine=False: only its codec runs
     loaded = {n: load_refiner(n) for n in a.refiner}
     refiners = {n: r for n, (r, _) in loaded.items()}
     photos = load_photo_folder(a.data, limit=a.limit)
