@@ -171,6 +171,23 @@ def test_publish_fp16_and_merge_checks_hashes(tmp_path):
         merge(src, dst, dst / "registry.json")
 
 
+def test_publish_update_replaces_one_part(tmp_path):
+    from sccdm import weights
+    from sccdm.models.deepjscc import DEEPJSCC_PRESETS, DeepJSCC
+    from sccdm.zoo.publish import publish
+    reg = tmp_path / "zoo" / "registry.json"
+    for i, run in enumerate(("a", "b")):
+        torch.manual_seed(i)
+        m = DeepJSCC(DEEPJSCC_PRESETS["cpu"])
+        weights.save_model_dir(m, {"kind": "deepjscc", "preset": "cpu", **m.cfg.to_dict()}, tmp_path / run)
+    first = publish("m", {"codec": tmp_path / "a", "refiner": tmp_path / "a"}, "first", tmp_path / "zoo", reg)
+    got = publish("m", {"refiner": tmp_path / "b"}, weights_dir=tmp_path / "zoo", registry=reg, update=True)
+    assert got["description"] == "first" and got["parts"]["codec"] == first["parts"]["codec"]
+    assert got["parts"]["refiner"]["sha256"] != first["parts"]["refiner"]["sha256"]
+    with pytest.raises(SystemExit, match="not in"):
+        publish("other", {"codec": tmp_path / "b"}, weights_dir=tmp_path / "zoo", registry=reg, update=True)
+
+
 @pytest.mark.parametrize("budget, steps", [(["--epochs", "2"], [1, 2]), (["--steps", "3"], [1, 2, 3])])
 def test_photo_crops_training_run(tmp_path, budget, steps):
     """Photos of different sizes: random crops for training, centre crops of test/ for the held-out numbers;

@@ -1,6 +1,7 @@
 """Copy exported training runs into a zoo and record their sha256 in its registry.json.
 
 python -m sccdm.zoo.publish NAME codec=runs/codec-cpu [refiner=runs/refine2-cpu] [--description TEXT] [--fp16]
+python -m sccdm.zoo.publish NAME refiner=runs/refine2-new --update --fp16   # replace one part, keep the others
 python -m sccdm.zoo.publish --merge runs/paper/zoo      # entries a recipe exported elsewhere (a GPU machine)
 """
 from __future__ import annotations
@@ -28,11 +29,19 @@ def _copy_weights(src: Path, dst: Path, fp16: bool) -> None:
 
 
 def publish(name: str, parts: dict, description: str = "", weights_dir: Path = WEIGHTS_DIR,
-            registry: Path = REGISTRY, fp16: bool = False) -> dict:
-    """parts: {part: run folder with model.safetensors + config.json} -> the registry entry written."""
+            registry: Path = REGISTRY, fp16: bool = False, update: bool = False) -> dict:
+    """parts: {part: run folder with model.safetensors + config.json} -> the registry entry written.
+
+    update: NAME must exist; only ``parts`` are replaced, its other parts (with their training records) stay,
+    and so does its description unless one is given."""
+    registry = Path(registry)
+    reg = json.loads(registry.read_text()) if registry.exists() else {}
+    if update and name not in reg:
+        raise SystemExit(f"--update: {name} is not in {registry}")
+    old = reg.get(name, {}) if update else {}
     folder = Path(weights_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
-    entry = {}
+    entry = dict(old.get("parts", {}))
     for part, run in parts.items():
         run = Path(run)
         st = folder / f"{part}.safetensors"
@@ -43,9 +52,7 @@ def publish(name: str, parts: dict, description: str = "", weights_dir: Path = W
         entry[part] = {"file": st.name, "config": f"{part}.json", "sha256": cfg["sha256"],
                        "bytes": st.stat().st_size, "dtype": "float16" if fp16 else "float32",
                        "training": cfg.get("training", {})}
-    registry = Path(registry)
-    reg = json.loads(registry.read_text()) if registry.exists() else {}
-    reg[name] = {"description": description, "parts": entry}
+    reg[name] = {"description": description or old.get("description", ""), "parts": entry}
     registry.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
     return reg[name]
 
@@ -75,6 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("parts", nargs="*", help="PART=RUN_DIR, e.g. codec=runs/codec-cpu")
     p.add_argument("--description", default="")
     p.add_argument("--fp16", action="store_true", help="store the weights as float16")
+    p.add_argument("--update", action="store_true", help="replace only the named parts of an existing entry")
     p.add_argument("--merge", default=None, help="a zoo folder written by `sccdm train recipe` (OUT/zoo)")
     a = p.parse_args(argv)
     if a.merge:
@@ -83,7 +91,7 @@ def main(argv=None) -> int:
     if not a.name or not a.parts:
         p.error("NAME and at least one PART=RUN_DIR are needed (or --merge FOLDER)")
     parts = dict(spec.split("=", 1) for spec in a.parts)
-    print(json.dumps(publish(a.name, parts, a.description, fp16=a.fp16), indent=2))
+    print(json.dumps(publish(a.name, parts, a.description, fp16=a.fp16, update=a.update), indent=2))
     return 0
 
 
