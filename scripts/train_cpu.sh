@@ -161,3 +161,17 @@ for r in rayA:runs/refine2-next rayB:runs/cif3-r2; do
   sccdm train refine2 --preset cpu --data data --codec runs/ray-next3 --init runs/${r%%:*}-r1 --channel rayleigh \
     --minutes 7 --batch 32 --lr 5e-4 --threads "$T" --val 500 --val-every 600 --out runs/${r%%:*}-r2
 done
+
+# --- 2026-11-28 (eighth session): sc-cdm-paper-photo's refiner, re-fitted on CPU. sc-cdm-cpu's refiner (runs/cif3-r2,
+#     a812e25e) through both stages on the photo codec's outputs (its zoo files copied to runs/photo-served-codec as
+#     model.safetensors + config.json), 128 px crops of the half-size training photos, held-out CBSD68 crops; one
+#     thread each, side by side with a 64 px-crop twin (pr1b/pr2b: --crop 64 --batch 48; not shipped)
+mkdir -p runs/s27/photos && ln -sfn "$PWD/.gpu/photos/train" runs/s27/photos/train \
+  && ln -sfn "$PWD/data/photos/test/cbsd68" runs/s27/photos/test
+sccdm train refine1 --preset cpu --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+  --init runs/cif3-r2 --channel awgn --snr-min -1 --snr-max 16 --minutes 50 --batch 12 --lr 3e-4 --threads 1 \
+  --val 24 --val-every 150 --log-every 25 --out runs/s27/pr1
+sccdm train refine2 --preset cpu --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+  --init runs/s27/pr1 --channel awgn --snr-min -1 --snr-max 16 --minutes 10 --batch 12 --lr 5e-4 --threads 1 \
+  --val 24 --val-every 150 --log-every 25 --out runs/s27/pr2
+python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s27/pr2 --update --fp16
