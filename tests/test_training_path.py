@@ -159,6 +159,7 @@ def test_publish_fp16_and_merge_checks_hashes(tmp_path):
     e = publish("dj", {"codec": tmp_path / "run"}, "test", weights_dir=src, registry=src / "registry.json", fp16=True)
     assert e["parts"]["codec"]["dtype"] == "float16"
     assert e["parts"]["codec"]["bytes"] < 0.6 * (tmp_path / "run" / "model.safetensors").stat().st_size
+    assert (src / "dj" / "codec.safetensors").stat().st_mode & 0o044 == 0o044  # readable by the image's user
     dst = tmp_path / "dst"
     assert merge(src, dst, dst / "registry.json") == ["dj"]
     import sccdm.zoo as zoo

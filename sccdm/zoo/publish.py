@@ -26,6 +26,7 @@ def _copy_weights(src: Path, dst: Path, fp16: bool) -> None:
     # fp16 halves the shipped size; the model's fp32 parameters take the values back on load.
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(src)).items()}
     save_file(tensors, str(dst))
+    dst.chmod(0o644)  # save_file creates it 0600: a service image running as another user could not read it
 
 
 def publish(name: str, parts: dict, description: str = "", weights_dir: Path = WEIGHTS_DIR,
