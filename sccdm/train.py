@@ -100,6 +100,9 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
                         "diffusion and the teacher prior (anchored); or everything trained together with the "
                         "teacher's prior pulled toward what the diffusion can reach (co)")
     p.add_argument("--commit", type=float, default=0.25, help="co: weight of L1(Z_0, sg(Z_hat))")
+    p.add_argument("--pixel-loss", choices=["l1", "mse"], default="l1",
+                   help="refine stages' image loss: L1 (the paper's) or MSE (what PSNR scores: the posterior "
+                        "mean rather than its median, which differ most at low SNR)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--val", type=int, default=0, help="held-out test images for validation (0: none)")
     p.add_argument("--val-every", type=int, default=500, help="validate every N steps (and at the end)")
@@ -316,16 +319,17 @@ class _Trainer:
                 return F.mse_loss(self.fwd(x, snr, chan, self.gen, self._draw_rate()).float(), x)
             with torch.no_grad():
                 s_hat = transmit_train(self.codec, x, snr, chan, self.gen, channels=self._draw_rate()).float()
+            pix = F.mse_loss if getattr(args, "pixel_loss", "l1") == "mse" else F.l1_loss
             if args.stage == "refine1":
                 o = self.refine_fwd(x, s_hat)
-                return F.l1_loss(o["x_hat"].float(), x)
+                return pix(o["x_hat"].float(), x)
             co = args.stage2 == "co"
             o = self.refine_fwd(x, s_hat, generator=self.gen, anchor=args.stage2 in ("anchored", "co"), teacher_grad=co)
             z_hat, z0 = o["z_hat"].float(), o["z0"].float()
-            loss = F.l1_loss(o["x_hat"].float(), x) + F.l1_loss(z_hat, z0.detach())
+            loss = pix(o["x_hat"].float(), x) + F.l1_loss(z_hat, z0.detach())
             if co:  # commitment: the teacher may only say what the student side can learn to say
                 loss = loss + args.commit * F.l1_loss(z0, z_hat.detach())
-            return loss + F.l1_loss(o["x_teacher"].float(), x) if "x_teacher" in o else loss
+            return loss + pix(o["x_teacher"].float(), x) if "x_teacher" in o else loss
 
     def _draw_rate(self) -> int | None:
         """A rate-adaptive codec trains every rate: one drawn per batch, uniformly or by ``--rate-weights``

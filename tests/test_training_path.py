@@ -205,3 +205,23 @@ def test_photo_crops_training_run(tmp_path, budget, steps):
          "--val", "1", "--val-every", "1", "--log-every", "1", "--out", str(out), "--threads", "1"]))
     recs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == steps and all("val_psnr_db" in r for r in recs)
+
+
+def test_refine_pixel_loss_mse(tmp_path):
+    """--pixel-loss mse trains the refiner on MSE: on the same first batch (same seed, same weights) its loss
+    lies between the squared L1 loss and the L1 loss (Jensen; errors below 1), and is not the L1 loss."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos" / "train").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (72, 80, 3), dtype=np.uint8)).save(tmp_path / "photos" / "train" / f"{i}.png")
+    from sccdm import train
+    data = str(tmp_path / "photos" / "train")
+    common = ["--data", data, "--crop", "64", "--steps", "1", "--batch", "2", "--log-every", "1", "--threads", "1"]
+    train.run(train.build_parser().parse_args(["codec", *common, "--out", str(tmp_path / "codec")]))
+    loss = {}
+    for name in ("l1", "mse"):
+        out = tmp_path / name
+        train.run(train.build_parser().parse_args(
+            ["refine1", *common, "--codec", str(tmp_path / "codec"), "--pixel-loss", name, "--out", str(out)]))
+        loss[name] = json.loads((out / "log.jsonl").read_text().splitlines()[0])["loss"]
+    assert loss["l1"] ** 2 <= loss["mse"] < loss["l1"]
