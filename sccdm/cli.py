@@ -14,14 +14,15 @@ def main(argv=None) -> int:
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in cmds:
         print("usage: sccdm {train,eval,stack,send} ...\n\n"
-              "  train   train a model stage (codec, deepjscc, refine1, refine2)\n"
+              "  train   train a model stage (codec, deepjscc, refine1, refine2), or all of them: train recipe\n"
               "  eval    evaluate schemes over a channel and SNRs, print a table, write JSON\n"
               "  stack   run the networked testbed (transmitter, channel, receiver, gateway)\n"
               "  send    send an image through the gateway and print the report", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     import importlib
-    mod = importlib.import_module(cmds[argv[0]])
-    return int(mod.main(argv[1:]) or 0)
+    # `train recipe` drives the train stages, so it is dispatched here rather than from inside sccdm.train
+    name, rest = (("sccdm.recipe", argv[2:]) if argv[:2] == ["train", "recipe"] else (cmds[argv[0]], argv[1:]))
+    return int(importlib.import_module(name).main(rest) or 0)
 
 
 if __name__ == "__main__":

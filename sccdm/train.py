@@ -452,9 +452,6 @@ def _device_name(device: torch.device) -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["recipe"]:
-        from .recipe import main as recipe_main
-        return recipe_main(argv[1:])
     run(build_parser().parse_args(argv))
     return 0
 
