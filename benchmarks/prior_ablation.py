@@ -6,7 +6,8 @@
 For each model and SNR (same images and channel draws for all rows; :mod:`sccdm.prior_ablation`):
 PSNR of NSF (decoder output), of the refinement with the served prior (student + T = 4 reverse
 diffusion steps), the same with every image given its neighbour's prior (``swap cost``), and with
-the teacher's prior (it sees the original: the ceiling of what a prior can add) and its swap.
+the teacher's prior (it sees the original: the ceiling of what a prior can add) and its swap, and with
+the mean of the other images' teacher priors in the batch (what a prior that knows only the SNR gives).
 Writes JSON + Markdown with command, machine and date.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
             r["sha256"] = {k: v["sha256"] for k, v in zoo.entry(name)["parts"].items()}
             rows.append(r)
             print(json.dumps({k: r[k] for k in ("model", "snr_db", "nsf", "served", "swap_cost_db",
-                                                 "teacher_swap_cost_db", "refine_gain_db")}), flush=True)
+                                                 "teacher_swap_cost_db", "refine_gain_db", "over_mean_prior_db")}), flush=True)
     meta = {"command": "python benchmarks/prior_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(time.time() - t0, 1),
@@ -72,13 +73,18 @@ def main(argv=None) -> int:
              f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}; {meta['date']}; {meta['wall_s']} s; "
              f"{meta['images']}, {a.channel.upper()}", "",
              "| model | SNR dB | NSF | served prior | gain | served swapped | swap cost | teacher prior (oracle) "
-             "| teacher swap cost | prior spread |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| teacher swap cost | SNR-mean teacher prior | served minus it | prior spread |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['snr_db']:g} | {r['nsf']:.2f} | {r['served']:.2f} | {r['refine_gain_db']:+.2f} | "
                      f"{r['served_swapped']:.2f} | {r['swap_cost_db']:.3f} | {r['teacher']:.2f} | "
-                     f"{r['teacher_swap_cost_db']:.3f} | {r['z_spread']:.3f} |")
+                     f"{r['teacher_swap_cost_db']:.3f} | {r['teacher_mean']:.2f} | {r['over_mean_prior_db']:+.3f} | "
+                     f"{r['z_spread']:.3f} |")
     lines += ["", "PSNR in dB. Swap: every image restored with the next image's prior. Teacher: N1-S1's prior, "
-              "which sees the original image (not available at a receiver). Prior spread: mean across-image std of "
+              "which sees the original image (not available at a receiver). SNR-mean teacher prior: every image restored "
+              "with the mean of the teacher priors of the other images in its batch (knows the SNR, nothing about the "
+              "image); "
+              "served minus it is what the served prior adds beyond the SNR. Prior spread: mean across-image std of "
               "the served prior over its mean magnitude.", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -18,7 +18,7 @@ import torch
 
 import sccdm.zoo as zoo
 from sccdm.data import image_to_tensor, load_split
-from sccdm.prior_ablation import prior_ablation
+from sccdm.prior_ablation import _others_mean, prior_ablation
 
 
 
@@ -47,8 +47,16 @@ def test_refinement_uses_its_prior(images, name, min_swap, min_teacher_swap, min
     assert res["refine_gain_db"] >= min_gain, res
     assert res["swap_cost_db"] >= min_swap, res
     assert res["teacher_swap_cost_db"] >= min_teacher_swap, res
-    # the oracle prior (the teacher sees the original) bounds what a prior can add
+    # the oracle prior (the teacher sees the original) bounds what a prior can add, and its image
+    # information is worth more than what the SNR alone tells (the other images' mean prior)
     assert res["teacher"] >= res["served"] - 0.05, res
+    assert res["teacher"] >= res["teacher_mean"] + 0.1, res
+
+
+def test_snr_mean_prior_leaves_each_image_out():
+    """Row i of the SNR-mean prior is the mean of the OTHER rows: no image sees its own teacher prior."""
+    z = torch.tensor([[0.0, 3.0], [2.0, 6.0], [4.0, 9.0]])
+    assert torch.equal(_others_mean(z), torch.tensor([[3.0, 7.5], [2.0, 6.0], [1.0, 4.5]]))
 
 
 def test_untrained_refiner_fails_the_check(images):
