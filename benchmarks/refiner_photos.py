@@ -44,9 +44,10 @@ def load_refiner(spec: str) -> tuple[torch.nn.Module, str]:
     return m.refiner.eval(), zoo.checksums(spec)["refiner"]
 
 
-def measure(codec: torch.nn.Module, refiners: dict, photos: list[np.ndarray], snr: float, seed: int) -> dict:
-    """{"nsf": [psnr per photo], name: [...]} at one AWGN SNR."""
-    cfg = ChannelConfig(kind="awgn", snr_db=float(snr)).validate()
+def measure(codec: torch.nn.Module, refiners: dict, photos: list[np.ndarray], snr: float, seed: int,
+            channel: str = "awgn") -> dict:
+    """{"nsf": [psnr per photo], name: [...]} at one SNR of an AWGN or Rayleigh block-fading (MMSE) channel."""
+    cfg = ChannelConfig(kind=channel, snr_db=float(snr)).validate()  # csi: MMSE (the default)
     out = {"nsf": [], **{n: [] for n in refiners}}
     for i, img in enumerate(photos):
         x = image_to_tensor(img)[None]
@@ -61,7 +62,8 @@ def measure(codec: torch.nn.Module, refiners: dict, photos: list[np.ndarray], sn
 
 def markdown(meta: dict, rows: list[dict], names: list[str]) -> str:
     lines = report.head("Refiners on photographs (benchmarks/refiner_photos.py)", meta,
-                        f"{meta['n']} photos from {meta['data']}, codec {meta['codec']}, AWGN, seed {meta['seed']}.")
+                        f"{meta['n']} photos from {meta['data']}, codec {meta['codec']}, "
+                        f"{meta.get('channel', 'awgn').upper()}, seed {meta['seed']}.")
     lines += ["| SNR (dB) | NSF | " + " | ".join(f"`{n}`" for n in names) + " |",
               "|---|---|" + "---|" * len(names)]
     for r in rows:
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=12)
     ap.add_argument("--snr", type=float, nargs="+", default=[5, 10])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"],
+                    help="rayleigh: block fading, one h per image, MMSE equalisation")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/refiner_photos")
     a = ap.parse_args(argv)
@@ -91,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     photos = load_photo_folder(a.data, limit=a.limit)
     rows = []
     for k, snr in enumerate(a.snr):
-        per = measure(codec, refiners, photos, snr, a.seed)
+        per = measure(codec, refiners, photos, snr, a.seed, a.channel)
         rows.append({"snr_db": snr, "psnr": {n: float(np.mean(v)) for n, v in per.items()}, "per_photo": per})
         eta = (time.time() - t0) / (k + 1) * (len(a.snr) - k - 1)
         print(f"{snr:g} dB: " + ", ".join(f"{n} {v:.2f}" for n, v in rows[-1]["psnr"].items()) + f"  eta {eta:.0f}s",
               file=sys.stderr, flush=True)
     meta = report.meta("benchmarks/refiner_photos.py", argv, t0, n=len(photos), data=a.data, codec=a.codec,
-                       seed=a.seed, sha256={n: s for n, (_, s) in loaded.items()})
+                       seed=a.seed, channel=a.channel, sha256={n: s for n, (_, s) in loaded.items()})
     report.write(a.out, meta, rows, markdown(meta, rows, list(refiners)))
     return 0
 

@@ -193,3 +193,27 @@ python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s28/mse-r2 --update 
 sccdm train refine2 --preset cpu --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
   --init runs/s28/mse-r1 --channel awgn --snr-min -1 --snr-max 16 --minutes 30 --batch 12 --lr 5e-4 --threads 1 \
   --pixel-loss mse --val 24 --val-every 150 --log-every 25 --out runs/s28/mse-r2long
+
+# --- 2026-11-28 (tenth session). (1) sc-cdm-paper-photo's stage 2 with the restorer trained too (the paper's stage 2
+#     freezes only N1-S1): --stage2 joint / anchored from runs/s28/mse-r1, 15 min each, side by side. Held-out CBSD68
+#     crops +0.237 / +0.238 vs +0.233 (frozen, shipped); on Kodak (same draws) anchored moved the gain from 0/5 dB to
+#     10/15 dB (+0.212/+0.297/+0.350/+0.369 vs +0.219/+0.299/+0.346/+0.354): not shipped.
+for m in joint anchored; do
+  sccdm train refine2 --preset cpu --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+    --init runs/s28/mse-r1 --channel awgn --snr-min -1 --snr-max 16 --minutes 15 --batch 12 --lr 5e-4 --threads 1 \
+    --pixel-loss mse --stage2 $m --val 24 --val-every 150 --log-every 25 --out runs/s29/$m-r2
+done
+# the same on sc-cdm-cpu's refiner (CIFAR; anchored, L1, 8 min as the shipped stage 2): held-out +0.141 vs +0.137
+sccdm train refine2 --preset cpu --data data --codec runs/awgn-next3 --init runs/cif3-r1 --channel awgn --minutes 8 \
+  --batch 32 --lr 5e-4 --threads 1 --val 500 --val-every 600 --stage2 anchored --out runs/s29/cif-anch-r2
+# (2) sc-cdm-paper-photo-rayleigh's refiner, re-fitted on its own codec's Rayleigh outputs (the zoo codec copied to
+#     runs/photo-rayleigh-codec as model.safetensors + config.json), from the AWGN photo refiner's MSE stage 1
+mkdir -p runs/photo-rayleigh-codec && cp sccdm/zoo/weights/sc-cdm-paper-photo-rayleigh/codec.json runs/photo-rayleigh-codec/config.json \
+  && cp sccdm/zoo/weights/sc-cdm-paper-photo-rayleigh/codec.safetensors runs/photo-rayleigh-codec/model.safetensors
+sccdm train refine1 --preset cpu --data runs/s27/photos/train --crop 128 --codec runs/photo-rayleigh-codec \
+  --init runs/s28/mse-r1 --channel rayleigh --snr-min -1 --snr-max 16 --minutes 35 --batch 12 --lr 2e-4 --threads 1 \
+  --pixel-loss mse --val 24 --val-every 150 --log-every 25 --out runs/s29/ray-r1
+sccdm train refine2 --preset cpu --data runs/s27/photos/train --crop 128 --codec runs/photo-rayleigh-codec \
+  --init runs/s29/ray-r1 --channel rayleigh --snr-min -1 --snr-max 16 --minutes 12 --batch 12 --lr 5e-4 --threads 1 \
+  --pixel-loss mse --val 24 --val-every 150 --log-every 25 --out runs/s29/ray-r2
+python -m sccdm.zoo.publish sc-cdm-paper-photo-rayleigh refiner=runs/s29/ray-r2 --update --fp16
