@@ -26,14 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sccdm import zoo  # noqa: E402
-from sccdm.data import center_crops, image_to_tensor, load_photo_folder, load_split  # noqa: E402
+from sccdm.data import image_to_tensor, load_split  # noqa: E402
+from sccdm.holdout import holdout_photos  # noqa: E402
 from sccdm.prior_ablation import prior_ablation  # noqa: E402
 
 
 def _images(data: str | None, limit: int, crop: int | None) -> torch.Tensor:
     if not crop:
         return image_to_tensor(load_split(data, "test", limit))
-    return image_to_tensor(center_crops(load_photo_folder(data, min_side=crop, limit=limit), crop))
+    return holdout_photos(data, crop, limit)
 
 
 def main(argv=None) -> int:

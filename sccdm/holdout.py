@@ -14,16 +14,23 @@ from __future__ import annotations
 import torch
 
 from .channels import ChannelConfig
+from .data import center_crops, image_to_tensor, load_photo_folder
 from .metrics import psnr
 from .pipeline import transmit_train
 
-__all__ = ["HOLDOUT_SNRS", "holdout_metrics"]
+__all__ = ["HOLDOUT_SNRS", "holdout_metrics", "holdout_photos"]
 
 HOLDOUT_SNRS = (1.0, 7.0, 13.0)
 
 
 def _psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     return float(psnr(x_hat.float().clamp(0, 1), x).mean())
+
+
+def holdout_photos(folder, crop: int, limit: int) -> torch.Tensor:
+    """Centre crop x crop crops of the first ``limit`` photos under ``folder`` with both sides >= crop:
+    float [N, 3, crop, crop]. Fixed crops, so successive held-out values compare."""
+    return image_to_tensor(center_crops(load_photo_folder(folder, min_side=crop, limit=limit), crop))
 
 
 @torch.no_grad()

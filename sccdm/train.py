@@ -229,12 +229,11 @@ def _batches(args, device, rank):
 def _holdout_images(args, device) -> torch.Tensor | None:
     if not args.val:
         return None
-    from .data import center_crops, image_to_tensor, load_photo_folder, load_split
+    from .data import image_to_tensor, load_split
+    from .holdout import holdout_photos
     if args.crop:
-        # centre crops of the test photos: fixed, so successive values compare
-        photos = load_photo_folder(Path(args.data).parent / "test" if (Path(args.data).parent / "test").exists()
-                                   else args.data, min_side=args.crop, limit=args.val)
-        return image_to_tensor(center_crops(photos, args.crop)).to(device)
+        test = Path(args.data).parent / "test"
+        return holdout_photos(test if test.exists() else args.data, args.crop, args.val).to(device)
     return image_to_tensor(load_split(args.data, "test", args.val)).to(device)
 
 
@@ -259,6 +258,8 @@ class _Trainer:
         self.args, self.rank, self.world = args, rank, world
         self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.amp = _amp_dtype(args, self.device)
+        # refine stages' image loss (--pixel-loss): L1, the paper's, or MSE
+        self.pixel_loss = F.mse_loss if getattr(args, "pixel_loss", "l1") == "mse" else F.l1_loss
         self.share = (args.rayleigh_share if args.rayleigh_share is not None
                       else RAYLEIGH_SHARE[args.channel or "mixed"])
         self.data = _batches(args, self.device, rank)
@@ -319,17 +320,16 @@ class _Trainer:
                 return F.mse_loss(self.fwd(x, snr, chan, self.gen, self._draw_rate()).float(), x)
             with torch.no_grad():
                 s_hat = transmit_train(self.codec, x, snr, chan, self.gen, channels=self._draw_rate()).float()
-            pix = F.mse_loss if getattr(args, "pixel_loss", "l1") == "mse" else F.l1_loss
             if args.stage == "refine1":
                 o = self.refine_fwd(x, s_hat)
-                return pix(o["x_hat"].float(), x)
+                return self.pixel_loss(o["x_hat"].float(), x)
             co = args.stage2 == "co"
             o = self.refine_fwd(x, s_hat, generator=self.gen, anchor=args.stage2 in ("anchored", "co"), teacher_grad=co)
             z_hat, z0 = o["z_hat"].float(), o["z0"].float()
-            loss = pix(o["x_hat"].float(), x) + F.l1_loss(z_hat, z0.detach())
+            loss = self.pixel_loss(o["x_hat"].float(), x) + F.l1_loss(z_hat, z0.detach())
             if co:  # commitment: the teacher may only say what the student side can learn to say
                 loss = loss + args.commit * F.l1_loss(z0, z_hat.detach())
-            return loss + pix(o["x_teacher"].float(), x) if "x_teacher" in o else loss
+            return loss + self.pixel_loss(o["x_teacher"].float(), x) if "x_teacher" in o else loss
 
     def _draw_rate(self) -> int | None:
         """A rate-adaptive codec trains every rate: one drawn per batch, uniformly or by ``--rate-weights``

@@ -17,8 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sccdm.data import center_crops, image_to_tensor, load_photo_folder  # noqa: E402
-from sccdm.holdout import holdout_metrics  # noqa: E402
+from sccdm.holdout import holdout_metrics, holdout_photos  # noqa: E402
 from sccdm.weights import load_model_dir  # noqa: E402
 
 
@@ -37,9 +36,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     codec = load_model_dir(a.codec, stem=a.codec_stem).float().eval()
     refiner = load_model_dir(a.refiner, stem=a.stem).float().eval()
-    photos = load_photo_folder(a.data, min_side=a.crop, limit=a.val)
-    images = image_to_tensor(center_crops(photos, a.crop))
-    out = holdout_metrics("refine2", refiner, images, a.channel, codec)
+    out = holdout_metrics("refine2", refiner, holdout_photos(a.data, a.crop, a.val), a.channel, codec)
     print(json.dumps({"refiner": a.refiner, "codec": a.codec, "channel": a.channel, **out}))
     return 0
 
