@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from .channels import ChannelConfig
 from .models.deepjscc import DEEPJSCC_PRESETS, DeepJSCC
-from .models.refine import REFINER_PRESETS, Refiner
+from .models.refine import REFINER_PRESETS, Refiner, grow_state_dict
 from .models.swin import SWIN_PRESETS, SwinJSCC, adapt_state_dict
 from .pipeline import transmit_train
 from .schedule import Plan
@@ -166,8 +166,8 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     for p in codec.parameters():
         p.requires_grad_(False)
     model = Refiner(cfg)
-    if stage == "refine1" and args.init:  # continue stage 1 (e.g. on a fine-tuned codec)
-        model.load_state_dict(weights.load_model_dir(args.init).state_dict())
+    if stage == "refine1" and args.init:  # continue stage 1 (e.g. on a fine-tuned codec, or grown deeper)
+        model.load_state_dict(grow_state_dict(model, weights.load_model_dir(args.init).state_dict()))
     if stage == "refine2":
         if not args.init:
             raise SystemExit("stage refine2 needs --init FOLDER (the exported refine1 run)")

@@ -223,3 +223,23 @@ sccdm train refine2 --preset cpu --data runs/s27/photos/train --crop 128 --codec
   --init runs/s29/ray-r1 --channel rayleigh --snr-min -1 --snr-max 16 --minutes 12 --batch 12 --lr 5e-4 --threads 1 \
   --pixel-loss mse --val 24 --val-every 150 --log-every 25 --out runs/s29/ray-r2
 python -m sccdm.zoo.publish sc-cdm-paper-photo-rayleigh refiner=runs/s29/ray-r2 --update --fp16
+
+# --- 2026-11-28 (eleventh session). Restorer capacity: the cpu preset grown deeper at its coarse levels (preset
+#     cpu-deep, blocks (1, 2, 4, 6): 2.6x the restorer's parameters for about +20 % time per step; the new blocks start
+#     as the identity, sccdm.models.refine.grow_state_dict). (1) sc-cdm-paper-photo's refiner from runs/s28/mse-r1:
+#     held-out teacher-prior gain +0.320 vs +0.298 after stage 1.
+sccdm train refine1 --preset cpu-deep --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+  --init runs/s28/mse-r1 --channel awgn --snr-min -1 --snr-max 16 --minutes 68 --batch 12 --lr 3e-4 --threads 1 \
+  --pixel-loss mse --val 24 --val-every 150 --log-every 25 --out runs/s30/deep-r1
+sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+  --init runs/s30/deep-r1 --channel awgn --snr-min -1 --snr-max 16 --minutes 18 --batch 12 --lr 5e-4 --threads 1 \
+  --pixel-loss mse --val 24 --val-every 150 --log-every 25 --out runs/s30/deep-r2
+# held-out student gain +0.250 vs +0.233 (shipped, runs/s28/mse-r2), chosen before Kodak was measured
+python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s30/deep-r2 --update --fp16
+# (2) sc-cdm-cpu's CIFAR refiner from runs/cif3-r1, side by side: stage 1 teacher-prior gain +0.683 vs +0.578, but
+#     the student after stage 2 only +0.150 vs +0.137 (500 held-out images; the student, not the restorer, limits it
+#     on CIFAR); not shipped (logs refine{1,2}-cpu-deep-cif3.jsonl)
+sccdm train refine1 --preset cpu-deep --data data --codec runs/awgn-next3 --init runs/cif3-r1 --channel awgn \
+  --minutes 40 --batch 32 --lr 3e-4 --threads 1 --val 500 --val-every 600 --out runs/s30/cdeep-r1
+sccdm train refine2 --preset cpu-deep --data data --codec runs/awgn-next3 --init runs/s30/cdeep-r1 --channel awgn \
+  --minutes 8 --batch 32 --lr 5e-4 --threads 1 --val 500 --val-every 600 --out runs/s30/cdeep-r2
