@@ -286,10 +286,14 @@ def test_dc_and_iq_in_a_continuous_stream(flowgraph):
 
 
 def test_whole_burst_comes_back_through_gnuradio(flowgraph):
-    """64 one-image frames at 20 dB: every sample sent and its flush come back (GNU Radio keeps 8 of the 4096
-    flush samples in its blocks' history) and every frame decodes. The receive loop used to stop at two blocks
-    whose power merely dipped with the frame structure: it read 210816 of the 247032 samples GNU Radio returned,
-    and frames 55 to 63 were lost unreceived."""
+    """64 one-image frames at 20 dB: every sample sent and most of its flush come back, and every frame decodes.
+    The receive loop used to stop at two blocks whose power merely dipped with the frame structure: it read
+    210816 of the 247032 samples GNU Radio returned, and frames 55 to 63 were lost unreceived.
+
+    Not all of the flush: once the burst's length (and most of the flush) is in, the loop ends after 100 ms of
+    silence, and a flowgraph stalled that long near the end holds back the rest (seen once in CI: 616 of the
+    4096 flush samples). Before it may stop it waits for more than half the flush here (`need` in
+    sccdm.backends.zmq)."""
     from sccdm.backends.zmq import FLUSH
     from sccdm.channels import ChannelConfig
 
@@ -298,7 +302,7 @@ def test_whole_burst_comes_back_through_gnuradio(flowgraph):
     z = (torch.complex(torch.randn(64, 256, generator=g), torch.randn(64, 256, generator=g)) * 0.7071
          ).to(torch.complex64)
     res = fg.backend.transmit(z, ChannelConfig(kind="awgn", snr_db=20), None)
-    assert res.extras["samples_received"] >= res.extras["samples_sent"] + FLUSH - 64, res.extras["samples_received"]
+    assert res.extras["samples_received"] >= res.extras["samples_sent"] + FLUSH // 2, res.extras["samples_received"]
     assert res.extras["lost_images"] == [], res.extras["link_status"]
 
 
@@ -318,8 +322,8 @@ def test_frames_lost_to_fading_are_reported_per_image(flowgraph):
     z = (torch.complex(torch.randn(32, 256, generator=g), torch.randn(32, 256, generator=g)) * 0.7071
          ).to(torch.complex64)
     res = fg.backend.transmit(z, ChannelConfig(kind="rayleigh", snr_db=5, csi="mmse"), None)
-    # the burst's end and most of its flush arrived: no frame is lost to truncation
-    assert res.extras["samples_received"] >= res.extras["samples_sent"] + FLUSH - 64, res.extras["samples_received"]
+    # the burst's end and at least half its flush arrived: no frame is lost to truncation
+    assert res.extras["samples_received"] >= res.extras["samples_sent"] + FLUSH // 2, res.extras["samples_received"]
     st, lost = res.extras["image_status"], res.extras["lost_images"]
     print(f"fading 1e-4, 5 dB: {len(lost)} of 32 lost; {res.extras['link_status']}")
     # 1 of 32 measured (frame 31, deep fade). The earlier 3 (with the header prediction) and 4 (before it)
