@@ -52,11 +52,12 @@ def measure(codec: torch.nn.Module, refiners: dict, photos: list[np.ndarray], sn
     for i, img in enumerate(photos):
         x = image_to_tensor(img)[None]
         with torch.no_grad():
-            s = simulate(codec, x, cfg, torch.Generator().manual_seed(seed + i), refine=False)["x_hat"].clamp(0, 1)
+            sim = simulate(codec, x, cfg, torch.Generator().manual_seed(seed + i), refine=False)
+            s = sim["x_hat"].clamp(0, 1)
             out["nsf"].append(float(psnr(s, x)))
             for n, r in refiners.items():
                 g = torch.Generator().manual_seed(seed + 1 + i)  # the diffusion's noise, same for every refiner
-                out[n].append(float(psnr(r(s, generator=g).clamp(0, 1), x)))
+                out[n].append(float(psnr(r(s, generator=g, snr_db=sim["eff_snr_db"]).clamp(0, 1), x)))
     return out
 
 

@@ -37,17 +37,18 @@ class RxItem:
         return (self.model, self.latent_shape, self.image_size, self.refine)
 
 
-def refine_batch(model, s_hat: torch.Tensor, items: list[RxItem], tile_pixels: int | None = None) -> torch.Tensor:
+def refine_batch(model, s_hat: torch.Tensor, items: list[RxItem], tile_pixels: int | None = None,
+                 snr_db: torch.Tensor | None = None) -> torch.Tensor:
     """s_hat: float [B, 3, H, W] of all items -> refined float [B, 3, H, W], per-item seeded noise.
 
     Images above ``tile_pixels`` are refined in tiles (:mod:`sccdm.tiling`), with the same draws."""
     if len(items) == 1 and s_hat.device.type == "cpu":
         return tiling.refine(model, s_hat, generator=torch.Generator().manual_seed(items[0].seed),
-                             tile_pixels=tile_pixels)
+                             tile_pixels=tile_pixels, snr_db=snr_db)
     dim = model.refiner.cfg.prior_dim
     noise = torch.cat([torch.randn((it.y.shape[0], dim), generator=torch.Generator().manual_seed(it.seed))
                        for it in items]).to(s_hat.device, s_hat.dtype)
-    return tiling.refine(model, s_hat, z_start=noise, tile_pixels=tile_pixels)
+    return tiling.refine(model, s_hat, z_start=noise, tile_pixels=tile_pixels, snr_db=snr_db)
 
 
 @torch.no_grad()
@@ -71,7 +72,7 @@ def run_batch(model, items: list[RxItem], device, tile_pixels: int | None = None
     refine_ms = 0.0
     if items[0].refine:
         t0 = time.perf_counter()
-        x_hat = refine_batch(model, s_hat, items, tile_pixels)
+        x_hat = refine_batch(model, s_hat, items, tile_pixels, snr_db=eff)
         refine_ms = (time.perf_counter() - t0) * 1000
     else:
         x_hat = s_hat

@@ -68,7 +68,7 @@ def holdout_metrics(stage: str, model: torch.nn.Module, images: torch.Tensor, ch
                         z = model.teacher_prior(x, s_hat)
                     else:
                         zs = torch.randn(x.shape[0], model.cfg.prior_dim, generator=gen, device=dev)
-                        z = model.student_prior(s_hat, z_start=zs)
+                        z = model.student_prior(s_hat, z_start=zs, snr_db=s)
                     row = {"val_nsf_db": _psnr(s_hat, x),
                            "val_psnr_db": _psnr(model.restorer(s_hat, z), x),
                            "val_swap_db": _psnr(model.restorer(s_hat, z.roll(1, dims=0)), x)}

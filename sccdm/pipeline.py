@@ -43,15 +43,16 @@ class SCCDM(nn.Module):
             return self.codec.decode(latent, snr_db, size)
         return self.codec.decode(latent, snr_db, size, snr_map=snr_map)
 
-    def refine(self, s_hat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def refine(self, s_hat: torch.Tensor, generator: torch.Generator | None = None, snr_db=None) -> torch.Tensor:
+        """snr_db: float or float [B], the SNR the decoder was given (read by ``snr_prior`` refiners)."""
         if self.refiner is None:
             raise ValueError(f"model {self.name!r} has no refinement module")
-        return self.refiner(s_hat, generator=generator)
+        return self.refiner(s_hat, generator=generator, snr_db=snr_db)
 
     def forward(self, image: torch.Tensor, snr_db: torch.Tensor) -> dict:
         latent = self.encode(image, snr_db)
         s_hat = self.decode(latent, snr_db, image.shape[-2:])
-        x_hat = self.refine(s_hat) if self.refiner is not None else s_hat
+        x_hat = self.refine(s_hat, snr_db=snr_db) if self.refiner is not None else s_hat
         return {"latent": latent, "s_hat": s_hat, "x_hat": x_hat}
 
 
@@ -121,7 +122,7 @@ def decode(model: nn.Module, z_hat: torch.Tensor, latent_shape, image_size, snr_
     snr = as_snr(snr_db, z_hat.shape[0], z_hat.device)
     s_hat = tiling.decode(model, symbols_to_latent(z_hat, tuple(latent_shape)), snr, tuple(image_size), tile_pixels,
                           snr_map=snr_map(model, symbol_snr, latent_shape))
-    x_hat = tiling.refine(model, s_hat, generator=generator, tile_pixels=tile_pixels) if refine else s_hat
+    x_hat = tiling.refine(model, s_hat, generator=generator, tile_pixels=tile_pixels, snr_db=snr) if refine else s_hat
     return {"s_hat": s_hat, "x_hat": x_hat}
 
 

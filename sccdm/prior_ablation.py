@@ -53,7 +53,7 @@ def prior_ablation(model: SCCDM, images: torch.Tensor, channel: str = "awgn", sn
         s_hat = decode(model, z_hat, frame.latent_shape, frame.image_size, eff)["s_hat"].clamp(0, 1)
         zg = torch.Generator().manual_seed(seed * 100019 + i)
         z_start = torch.randn(x.shape[0], r.cfg.prior_dim, generator=zg)
-        z_served = r.student_prior(s_hat, z_start=z_start)
+        z_served = r.student_prior(s_hat, z_start=z_start, snr_db=eff)
         z_teacher = r.teacher_prior(x, s_hat)
         outs = {"nsf": s_hat,
                 "served": r.restorer(s_hat, z_served), "served_swapped": r.restorer(s_hat, z_served.roll(1, 0)),

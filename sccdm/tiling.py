@@ -205,20 +205,22 @@ def decode(model, latent: torch.Tensor, snr_db: torch.Tensor, size: tuple[int, i
 
 @torch.no_grad()
 def refine(model, s_hat: torch.Tensor, generator: torch.Generator | None = None,
-           z_start: torch.Tensor | None = None, tile_pixels: int | None = None) -> torch.Tensor:
+           z_start: torch.Tensor | None = None, tile_pixels: int | None = None, snr_db=None) -> torch.Tensor:
     """The refiner on S_hat float [B, 3, H, W] -> float [B, 3, H, W] in [0, 1], tiled above ``tile_pixels``.
 
     Untiled: exactly ``model.refine(s_hat, generator)`` (or ``model.refiner(s_hat, z_start=...)``
     when ``z_start`` float [B, prior_dim] is given). Tiled: the same prior Z from the whole S_hat
-    (same random draw), then the restorer on overlapping tiles.
+    (same random draw), then the restorer on overlapping tiles. snr_db: float [B], for ``snr_prior`` refiners.
     """
     refiner = getattr(model, "refiner", None)
     h, w = s_hat.shape[-2:]
     tiled = (needs_tiling(h, w, tile_pixels) and refiner is not None
              and hasattr(refiner, "student_prior") and hasattr(refiner, "restorer"))
     if not tiled:
-        return model.refine(s_hat, generator=generator) if z_start is None else refiner(s_hat, z_start=z_start)
-    z = refiner.student_prior(s_hat, generator, z_start)                 # float [B, prior_dim], one per image
+        if z_start is None:
+            return model.refine(s_hat, generator=generator, snr_db=snr_db)
+        return refiner(s_hat, z_start=z_start, snr_db=snr_db)
+    z = refiner.student_prior(s_hat, generator, z_start, snr_db)                 # float [B, prior_dim], one per image
     plan = refiner_tiling(_resolve(tile_pixels))
     x = F.pad(s_hat, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")      # what the restorer sees untiled
     tile, ov = plan["tile"], plan["overlap"]

@@ -89,6 +89,11 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
                         "from --init its new input starts at zero")
     p.add_argument("--snr-min", type=float, default=1.0)
     p.add_argument("--snr-max", type=float, default=13.0)
+    p.add_argument("--snr-prior", action="store_true",
+                   help="refine2: the diffusion's condition also reads the SNR (RefinerConfig.snr_prior)")
+    p.add_argument("--snr-skew", type=float, default=1.0,
+                   help="SNR = min + (max - min) * U**skew: 1 uniform; > 1 draws low SNRs more often (a refiner whose "
+                        "gain is smallest at low SNR)")
     p.add_argument("--channel", choices=sorted(RAYLEIGH_SHARE), default=None,
                    help="awgn, rayleigh (block, MMSE) or mixed (1/3 Rayleigh); default mixed")
     p.add_argument("--rayleigh-share", type=float, default=None, help="share of Rayleigh batches (overrides --channel)")
@@ -148,6 +153,10 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
         if stage != "codec":
             raise SystemExit("--rates is for the codec stage (refine stages follow their codec's rates)")
         cfg = dataclasses.replace(cfg, rates=tuple(int(r) for r in args.rates.split(",")))
+    if getattr(args, "snr_prior", False):
+        if stage != "refine2":
+            raise SystemExit("--snr-prior is for the refine2 stage (stage 1's teacher sees the residual)")
+        cfg = dataclasses.replace(cfg, snr_prior=True)
     if getattr(args, "csi_map", False) and stage != "codec":
         raise SystemExit("--csi-map is for the codec stage")
     if stage in ("codec", "deepjscc"):
@@ -171,7 +180,7 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     if stage == "refine2":
         if not args.init:
             raise SystemExit("stage refine2 needs --init FOLDER (the exported refine1 run)")
-        model.load_state_dict(weights.load_model_dir(args.init).state_dict())
+        model.load_state_dict(grow_state_dict(model, weights.load_model_dir(args.init).state_dict()))
         if cfg.version >= 2:
             model.init_student_from_teacher()
         # Stage 2 fits the student's prior to what the stage-1 restorer reads ("frozen"). Training the restorer
@@ -182,6 +191,11 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
             for p in m.parameters():
                 p.requires_grad_(False)
     return model, {"kind": "refiner", "preset": preset, **cfg.to_dict()}, codec
+
+
+def draw_snr(lo: float, hi: float, skew: float, n: int, gen: torch.Generator) -> torch.Tensor:
+    """float [n] on ``gen``'s device: lo + (hi - lo) * U ** skew (1: uniform; 2: mean a third of the way up)."""
+    return lo + (hi - lo) * torch.rand(n, generator=gen, device=gen.device).pow(skew)
 
 
 def _channel_for_batch(gen: torch.Generator, share: float, fading: str = "block") -> ChannelConfig:
@@ -313,7 +327,7 @@ class _Trainer:
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         args = self.args
         b = x.shape[0]
-        snr = args.snr_min + (args.snr_max - args.snr_min) * torch.rand(b, generator=self.gen, device=self.device)
+        snr = draw_snr(args.snr_min, args.snr_max, getattr(args, "snr_skew", 1.0), b, self.gen)
         chan = _channel_for_batch(self.gen, self.share, self.args.fading)
         with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
             if args.stage in ("codec", "deepjscc"):
@@ -324,7 +338,8 @@ class _Trainer:
                 o = self.refine_fwd(x, s_hat)
                 return self.pixel_loss(o["x_hat"].float(), x)
             co = args.stage2 == "co"
-            o = self.refine_fwd(x, s_hat, generator=self.gen, anchor=args.stage2 in ("anchored", "co"), teacher_grad=co)
+            o = self.refine_fwd(x, s_hat, generator=self.gen, anchor=args.stage2 in ("anchored", "co"), teacher_grad=co,
+                                snr_db=snr)
             z_hat, z0 = o["z_hat"].float(), o["z0"].float()
             loss = self.pixel_loss(o["x_hat"].float(), x) + F.l1_loss(z_hat, z0.detach())
             if co:  # commitment: the teacher may only say what the student side can learn to say

@@ -1,6 +1,8 @@
 """Growing a trained refiner deeper (``grow_state_dict``): the new blocks start as the identity and can learn."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -41,3 +43,22 @@ def test_growth_refuses_a_different_width(shipped):
     wide = Refiner(REFINER_PRESETS["paper-s"])
     with pytest.raises(ValueError, match="shape|missing|does not have"):
         grow_state_dict(wide, shipped.state_dict())
+
+
+def test_snr_input_starts_as_no_effect_then_reads_the_snr(shipped):
+    """snr_prior: the diffusion's condition also reads the SNR. Loaded from a refiner without it, the served output
+    is unchanged; once its weights move, a different SNR gives a different prior; without an SNR it refuses."""
+    cfg = dataclasses.replace(shipped.cfg, snr_prior=True)
+    snr = Refiner(cfg).eval()
+    snr.load_state_dict(grow_state_dict(snr, shipped.state_dict()))
+    s_hat = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(3))
+    z0 = torch.randn(2, cfg.prior_dim, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(snr(s_hat, z_start=z0, snr_db=torch.tensor([0.0, 15.0])),
+                                   shipped(s_hat, z_start=z0), rtol=0, atol=1e-6)
+        with pytest.raises(ValueError, match="SNR"):
+            snr(s_hat, z_start=z0)
+        torch.nn.init.normal_(snr.snr_embed[2].weight, std=0.1)
+        low = snr.student_prior(s_hat, z_start=z0, snr_db=0.0)
+        high = snr.student_prior(s_hat, z_start=z0, snr_db=15.0)
+    assert (low - high).abs().mean() > 1e-3

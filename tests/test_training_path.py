@@ -225,3 +225,42 @@ def test_refine_pixel_loss_mse(tmp_path):
             ["refine1", *common, "--codec", str(tmp_path / "codec"), "--pixel-loss", name, "--out", str(out)]))
         loss[name] = json.loads((out / "log.jsonl").read_text().splitlines()[0])["loss"]
     assert loss["l1"] ** 2 <= loss["mse"] < loss["l1"]
+
+
+def test_snr_skew_draws_low_snrs_more_often():
+    """--snr-skew P: SNR = lo + (hi - lo) * U**P, so its mean is lo + (hi - lo) / (P + 1) (4 sigma tolerance)."""
+    from sccdm.train import draw_snr
+    n = 40000
+    for skew in (1.0, 1.6, 3.0):
+        snr = draw_snr(-1.0, 16.0, skew, n, torch.Generator().manual_seed(5))
+        assert snr.min() >= -1 and snr.max() <= 16
+        var = 17.0 ** 2 * (1 / (2 * skew + 1) - 1 / (skew + 1) ** 2)
+        assert abs(float(snr.mean()) - (-1 + 17.0 / (skew + 1))) < 4 * (var / n) ** 0.5
+
+
+def test_refine2_snr_prior_trains_the_snr_input(tmp_path):
+    """refine2 --snr-prior from a stage-1 run without it: the run exports snr_prior, its SNR MLP starts at zero
+    (grow_state_dict) and moves, and the exported refiner then answers differently at 0 and 15 dB."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos" / "train").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (72, 80, 3), dtype=np.uint8)).save(tmp_path / "photos" / "train" / f"{i}.png")
+    from sccdm import train
+    from sccdm.weights import load_model_dir
+    common = ["--data", str(tmp_path / "photos" / "train"), "--crop", "64", "--batch", "2", "--threads", "1",
+              "--snr-min", "0", "--snr-max", "15"]
+    train.run(train.build_parser().parse_args(["codec", *common, "--steps", "1", "--out", str(tmp_path / "c")]))
+    train.run(train.build_parser().parse_args(
+        ["refine1", *common, "--steps", "1", "--codec", str(tmp_path / "c"), "--out", str(tmp_path / "r1")]))
+    train.run(train.build_parser().parse_args(
+        ["refine2", *common, "--steps", "3", "--lr", "1e-2", "--snr-prior", "--codec", str(tmp_path / "c"),
+         "--init", str(tmp_path / "r1"), "--out", str(tmp_path / "r2")]))
+    r = load_model_dir(tmp_path / "r2").float().eval()
+    assert r.cfg.snr_prior and r.snr_embed[2].weight.abs().sum() > 0
+    s_hat = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(1, r.cfg.prior_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (r.student_prior(s_hat, z_start=z, snr_db=0.0) - r.student_prior(s_hat, z_start=z, snr_db=15.0)).abs().max() > 0
+    with pytest.raises(SystemExit, match="refine2"):
+        train.run(train.build_parser().parse_args(
+            ["refine1", *common, "--steps", "1", "--snr-prior", "--codec", str(tmp_path / "c"), "--out", str(tmp_path / "x")]))

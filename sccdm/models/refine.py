@@ -262,6 +262,9 @@ class RefinerConfig:
     # 1: the first shipped weights (DiffIR's LN(x) * gamma + beta, teacher on (I, S_hat)).
     version: int = 2
     x0_residual: bool = True         # the denoiser predicts Z_0 - cond (see PriorDiffusion)
+    # The diffusion's condition also reads the SNR the receiver knows (N1-S2(S_hat) + an MLP of it). Measured
+    # without it: at 0 dB the served prior lost to one that knows only the SNR (the mean teacher prior).
+    snr_prior: bool = False
 
     @property
     def prior_dim(self) -> int:
@@ -292,6 +295,10 @@ class Refiner(nn.Module):
         self.teacher = PriorNet(3 if v2 else 2, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
         self.student = PriorNet(1, cfg.prior_ch, cfg.n1_width, cfg.n1_res, cfg.n1_max_ch)
         self.diffusion = PriorDiffusion(pd, cfg.steps, x0_residual=cfg.x0_residual)
+        if cfg.snr_prior:  # zero last layer: a refiner given this input computes what it did without it
+            self.snr_embed = nn.Sequential(nn.Linear(1, pd), nn.SiLU(), nn.Linear(pd, pd))
+            nn.init.zeros_(self.snr_embed[2].weight)
+            nn.init.zeros_(self.snr_embed[2].bias)
         self.restorer = Restorer(cfg.dim, cfg.blocks, cfg.heads, cfg.refine_blocks, cfg.expansion, pd,
                                  residual_mod=v2)
 
@@ -301,10 +308,22 @@ class Refiner(nn.Module):
         parts = [image, s_hat] + ([image - s_hat] if self.cfg.version >= 2 else [])
         return self.teacher(torch.cat(parts, dim=1))
 
+    def condition(self, s_hat: torch.Tensor, snr_db=None) -> torch.Tensor:
+        """The diffusion's condition, float [B, prior_dim]: N1-S2(S_hat), plus an MLP of ``snr_db`` (float or
+        float [B], the SNR the decoder was given) for a ``snr_prior`` refiner; others ignore ``snr_db``."""
+        c = self.student(s_hat)
+        if not self.cfg.snr_prior:
+            return c
+        if snr_db is None:
+            raise ValueError("this refiner's prior reads the SNR: pass snr_db")
+        snr = torch.as_tensor(snr_db, dtype=c.dtype, device=c.device).reshape(-1, 1).expand(c.shape[0], 1)
+        return c + self.snr_embed(snr / 10)
+
     def student_prior(self, s_hat: torch.Tensor, generator: torch.Generator | None = None,
-                      z_start: torch.Tensor | None = None) -> torch.Tensor:
-        """Z_hat at inference: T reverse diffusion steps conditioned on N1-S2(S_hat), float [B, prior_dim]."""
-        return self.diffusion.sample(self.student(s_hat), z_start=z_start, generator=generator)
+                      z_start: torch.Tensor | None = None, snr_db=None) -> torch.Tensor:
+        """Z_hat at inference: T reverse diffusion steps conditioned on N1-S2(S_hat) (and the SNR, see
+        :meth:`condition`), float [B, prior_dim]."""
+        return self.diffusion.sample(self.condition(s_hat, snr_db), z_start=z_start, generator=generator)
 
     @torch.no_grad()
     def init_student_from_teacher(self) -> None:
@@ -324,13 +343,13 @@ class Refiner(nn.Module):
         return {"x_hat": self.restorer(s_hat, z0), "z0": z0}
 
     def stage2(self, image: torch.Tensor, s_hat: torch.Tensor, generator=None, anchor: bool = False,
-               teacher_grad: bool = False) -> dict:
+               teacher_grad: bool = False, snr_db=None) -> dict:
         """anchor: also restore with the teacher's prior (``x_teacher``), so a restorer trained here
         stays one that reads its prior instead of learning to do without it. teacher_grad: the
         teacher keeps training (its prior then also answers to the losses here)."""
         with torch.set_grad_enabled(teacher_grad and torch.is_grad_enabled()):
             z0 = self.teacher_prior(image, s_hat)
-        cond = self.student(s_hat)
+        cond = self.condition(s_hat, snr_db)
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         z_t = self.diffusion.q_sample(z0, self.cfg.steps - 1, noise)
         z_hat = self.diffusion.sample(cond, z_start=z_t)
@@ -340,10 +359,11 @@ class Refiner(nn.Module):
         return out
 
     def forward(self, s_hat: torch.Tensor, generator: torch.Generator | None = None,
-                z_start: torch.Tensor | None = None) -> torch.Tensor:
+                z_start: torch.Tensor | None = None, snr_db=None) -> torch.Tensor:
         """s_hat: float [B, 3, H, W]; z_start: optional float [B, prior_dim], the diffusion's starting
-        noise (a server batching requests draws each request's rows from its own generator)."""
-        return self.restorer(s_hat, self.student_prior(s_hat, generator, z_start)).clamp(0, 1)
+        noise (a server batching requests draws each request's rows from its own generator); snr_db: float
+        or float [B], read by ``snr_prior`` refiners."""
+        return self.restorer(s_hat, self.student_prior(s_hat, generator, z_start, snr_db)).clamp(0, 1)
 
 
 REFINER_PRESETS = {
@@ -363,8 +383,9 @@ REFINER_PRESETS["cpu-deep"] = dataclasses.replace(REFINER_PRESETS["cpu"], blocks
 def grow_state_dict(model: Refiner, state: dict) -> dict:
     """A state dict for ``model`` from a shallower refiner of the same widths (``state``).
 
-    Blocks ``state`` lacks start as the identity (their two residual branches' output convs are zero), so the grown
-    model computes exactly what the smaller one did and training only adds to it. Any other difference raises.
+    Blocks ``state`` lacks start as the identity (their two residual branches' output convs are zero), and so does
+    an SNR input it lacks (``snr_prior``), so the grown model computes exactly what the smaller one did and training
+    only adds to it. Any other difference raises.
     """
     own = model.state_dict()
     if set(state) - set(own):
@@ -375,6 +396,8 @@ def grow_state_dict(model: Refiner, state: dict) -> dict:
             if state[k].shape != v.shape:
                 raise ValueError(f"{k}: shape {tuple(state[k].shape)} vs {tuple(v.shape)} (only depth may grow)")
             out[k] = state[k]
+        elif k.startswith("snr_embed."):  # a new SNR input (snr_prior): starts as "no effect", see Refiner
+            out[k] = v
         elif ".blocks." not in k:
             raise ValueError(f"{k} is missing and is not part of a new block")
         else:
