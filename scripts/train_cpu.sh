@@ -243,3 +243,27 @@ sccdm train refine1 --preset cpu-deep --data data --codec runs/awgn-next3 --init
   --minutes 40 --batch 32 --lr 3e-4 --threads 1 --val 500 --val-every 600 --out runs/s30/cdeep-r1
 sccdm train refine2 --preset cpu-deep --data data --codec runs/awgn-next3 --init runs/s30/cdeep-r1 --channel awgn \
   --minutes 8 --batch 32 --lr 5e-4 --threads 1 --val 500 --val-every 600 --out runs/s30/cdeep-r2
+
+# --- 2026-11-28 (twelfth session). At 0 dB the served prior lost to one that knows only the SNR; and 0 dB is where
+#     the refinement is smallest. (1) Stage 1 continued from runs/s30/deep-r1 with low SNRs drawn more often
+#     (--snr-skew 1.6: 52 % of draws below 5 dB), on 128 and on 192 px crops side by side:
+for c in "128 12 skew-r1" "192 6 skew192-r1"; do set -- $c
+  sccdm train refine1 --preset cpu-deep --data runs/s27/photos/train --codec runs/photo-served-codec \
+    --init runs/s30/deep-r1 --channel awgn --snr-min -1 --snr-max 16 --snr-skew 1.6 --lr 2e-4 --threads 1 \
+    --pixel-loss mse --val 24 --val-every 150 --log-every 25 --crop $1 --batch $2 --minutes 45 --out runs/s31/$3
+done
+# (2) stage 2 with a prior that also reads the SNR (--snr-prior: RefinerConfig.snr_prior), from each:
+for r in skew skew192; do
+  sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+    --channel awgn --snr-min -1 --snr-max 16 --snr-skew 1.6 --minutes 18 --batch 12 --lr 5e-4 --threads 1 \
+    --pixel-loss mse --val 24 --val-every 150 --log-every 25 --snr-prior --init runs/s31/$r-r1 --out runs/s31/$r-snr-r2
+done
+# chosen on CBSD68 256 px crops at 0 and 10 dB (scripts/compare_refiners.py --codec runs/photo-served-codec --snr 0 10) before Kodak: skew192-snr-r2
+python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s31/skew192-snr-r2 --update --fp16
+# (3) the ablation of the SNR input: the same stage 2 from the same stage 1, the same 227 steps, without --snr-prior
+sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+  --channel awgn --snr-min -1 --snr-max 16 --snr-skew 1.6 --steps 227 --batch 12 --lr 5e-4 --threads 1 \
+  --pixel-loss mse --val 24 --val-every 150 --log-every 25 --init runs/s31/skew192-r1 --out runs/s31/skew192-plain-r2
+# (the stage 1 of the shipped refiner, for a next session's continuation: fp16 in checkpoints/photo-refine1-skew192,
+#  python scripts/export_fp16.py runs/s31/skew192-r1 checkpoints/photo-refine1-skew192/model.safetensors \
+#    --config checkpoints/photo-refine1-skew192/config.json)
