@@ -6,9 +6,9 @@ re-fits that lost there (-0.3 to +0.0 dB on Kodak crops, sccdm/zoo/README.md) or
 would not. Measured here: +0.34 / +0.30 dB (served / former).
 
 The photo model's refiner (`sc-cdm-paper-photo`, re-fitted on CPU on its codec's outputs) must gain at 0 dB, the
-hardest point for it on Kodak (+0.22 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
-gains nothing. Measured here: +0.30 dB (27.13 -> 27.43; the L1-trained refiner it replaced +0.25, the paper-s
-one +0.21).
+hardest point for it on Kodak (+0.29 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
+gains nothing. Measured here: +0.40 dB (27.13 -> 27.53; the refiners before: +0.30 (cpu, MSE), +0.25 (L1), +0.21
+(paper-s)).
 """
 from __future__ import annotations
 
