@@ -1,6 +1,6 @@
 """Per-SNR refinement of run-folder refiners on held-out photo crops, before one is published.
 
-    python scripts/compare_refiners.py --codec runs/photo-served-codec --snr 0 10 runs/s30/deep-r2 runs/s31/X
+    python scripts/compare_refiners.py runs/s30/deep-r2 runs/s31/X --codec runs/photo-served-codec --snr 0 10
 
 For each refiner and SNR (AWGN), on centre crops of held-out photos (default: 24 CBSD68 256 px crops, not Kodak,
 which decides nothing here): the gain over NSF of the served prior, of the teacher's (oracle) prior and of the
