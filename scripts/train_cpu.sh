@@ -267,3 +267,22 @@ sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 128 --
 # (the stage 1 of the shipped refiner, for a next session's continuation: fp16 in checkpoints/photo-refine1-skew192,
 #  python scripts/export_fp16.py runs/s31/skew192-r1 checkpoints/photo-refine1-skew192/model.safetensors \
 #    --config checkpoints/photo-refine1-skew192/config.json)
+
+# --- 2026-11-28 (thirteenth session). Stage 1 continued 50 more min from the shipped refiner's stage 1
+#     (checkpoints/photo-refine1-skew192), skew 1.6 and skew 2.5 side by side; then stage 2 with the SNR prior, 18 min.
+for c in "1.6 a" "2.5 b"; do set -- $c
+  sccdm train refine1 --preset cpu-deep --data runs/s27/photos/train --codec runs/photo-served-codec \
+    --init checkpoints/photo-refine1-skew192 --channel awgn --snr-min -1 --snr-max 16 --snr-skew $1 --lr 1.5e-4 \
+    --threads 1 --pixel-loss mse --val 24 --val-every 150 --log-every 25 --crop 192 --batch 6 --minutes 50 \
+    --out runs/s32/$2-r1
+  sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 128 --codec runs/photo-served-codec \
+    --channel awgn --snr-min -1 --snr-max 16 --snr-skew $1 --minutes 18 --batch 12 --lr 5e-4 --threads 1 \
+    --pixel-loss mse --val 24 --val-every 150 --log-every 25 --snr-prior --init runs/s32/$2-r1 --out runs/s32/$2-snr-r2
+done
+# held-out (24 CBSD68 128 px crops, 1/7/13 dB) student gain: a +0.2717, b +0.2654, shipped before +0.2662;
+# CBSD68 256 px crops at 0 / 10 dB (scripts/compare_refiners.py): a +0.216 / +0.288, b +0.218 / +0.277,
+# shipped before +0.210 / +0.285; chosen before Kodak: a (logs refine{1,2}-photo-cpu-deep-skew{192,250}-cont*.jsonl)
+python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s32/a-snr-r2 --update --fp16
+# its stage 1 replaces checkpoints/photo-refine1-skew192 (the next continuation starts there):
+python scripts/export_fp16.py runs/s32/a-r1 checkpoints/photo-refine1-skew192/model.safetensors \
+  --config checkpoints/photo-refine1-skew192/config.json
