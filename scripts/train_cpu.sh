@@ -269,7 +269,9 @@ sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 128 --
 #    --config checkpoints/photo-refine1-skew192/config.json)
 
 # --- 2026-11-28 (thirteenth session). Stage 1 continued 50 more min from the shipped refiner's stage 1
-#     (checkpoints/photo-refine1-skew192), skew 1.6 and skew 2.5 side by side; then stage 2 with the SNR prior, 18 min.
+#     (checkpoints/photo-refine1-skew192 as committed at b1eb166: `git checkout b1eb166 -- checkpoints/photo-refine1-skew192`
+#     to re-run this; the export at the end of this block overwrites it), skew 1.6 and skew 2.5 side by side; then
+#     stage 2 with the SNR prior, 18 min.
 for c in "1.6 a" "2.5 b"; do set -- $c
   sccdm train refine1 --preset cpu-deep --data runs/s27/photos/train --codec runs/photo-served-codec \
     --init checkpoints/photo-refine1-skew192 --channel awgn --snr-min -1 --snr-max 16 --snr-skew $1 --lr 1.5e-4 \
