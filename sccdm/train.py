@@ -174,14 +174,20 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
     codec = weights.load_model_dir(args.codec).eval()
     for p in codec.parameters():
         p.requires_grad_(False)
-    model = Refiner(cfg)
-    if stage == "refine1" and args.init:  # continue stage 1 (e.g. on a fine-tuned codec, or grown deeper)
-        model.load_state_dict(grow_state_dict(model, weights.load_model_dir(args.init).state_dict()))
+    init = weights.load_model_dir(args.init) if args.init else None
     if stage == "refine2":
-        if not args.init:
-            raise SystemExit("stage refine2 needs --init FOLDER (the exported refine1 run)")
-        model.load_state_dict(grow_state_dict(model, weights.load_model_dir(args.init).state_dict()))
-        if cfg.version >= 2:
+        if init is None:
+            raise SystemExit("stage refine2 needs --init FOLDER (the exported refine1 run, or a refine2 run to continue)")
+        # A stage-2 export already holds a trained student (and maybe its SNR input): continue from it rather than
+        # restart the student from the teacher, and keep the SNR input it was trained with.
+        continuing = _init_stage(args.init) == "refine2"
+        if continuing and init.cfg.snr_prior:
+            cfg = dataclasses.replace(cfg, snr_prior=True)
+    model = Refiner(cfg)
+    if init is not None and stage in ("refine1", "refine2"):  # continue (e.g. on a fine-tuned codec, or grown deeper)
+        model.load_state_dict(grow_state_dict(model, init.state_dict()))
+    if stage == "refine2":
+        if cfg.version >= 2 and not continuing:
             model.init_student_from_teacher()
         # Stage 2 fits the student's prior to what the stage-1 restorer reads ("frozen"). Training the restorer
         # too lets it learn to ignore a prior that is still poor, and the prior then stops mattering
@@ -191,6 +197,12 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
             for p in m.parameters():
                 p.requires_grad_(False)
     return model, {"kind": "refiner", "preset": preset, **cfg.to_dict()}, codec
+
+
+def _init_stage(folder: str) -> str | None:
+    """The stage an exported run was trained by (its config's ``training.stage``; None for zoo copies without it)."""
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    return (cfg.get("training") or {}).get("stage")
 
 
 def draw_snr(lo: float, hi: float, skew: float, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -240,7 +240,8 @@ def test_snr_skew_draws_low_snrs_more_often():
 
 def test_refine2_snr_prior_trains_the_snr_input(tmp_path):
     """refine2 --snr-prior from a stage-1 run without it: the run exports snr_prior, its SNR MLP starts at zero
-    (grow_state_dict) and moves, and the exported refiner then answers differently at 0 and 15 dB."""
+    (grow_state_dict) and moves, and the exported refiner then answers differently at 0 and 15 dB. A second refine2
+    from that export continues its student and SNR input instead of restarting the student from the teacher."""
     rng = np.random.default_rng(0)
     (tmp_path / "photos" / "train").mkdir(parents=True)
     for i in range(2):
@@ -264,3 +265,14 @@ def test_refine2_snr_prior_trains_the_snr_input(tmp_path):
     with pytest.raises(SystemExit, match="refine2"):
         train.run(train.build_parser().parse_args(
             ["refine1", *common, "--steps", "1", "--snr-prior", "--codec", str(tmp_path / "c"), "--out", str(tmp_path / "x")]))
+    # refine2 from a refine2 export continues its student (not restarted from the teacher) and keeps its SNR input
+    train.run(train.build_parser().parse_args(
+        ["refine2", *common, "--steps", "1", "--lr", "1e-9", "--codec", str(tmp_path / "c"),
+         "--init", str(tmp_path / "r2"), "--out", str(tmp_path / "r2b")]))
+    cont = load_model_dir(tmp_path / "r2b").float().eval()
+    assert cont.cfg.snr_prior
+    restarted = load_model_dir(tmp_path / "r2").float()
+    restarted.init_student_from_teacher()
+    for k, v in r.student.state_dict().items():
+        assert torch.allclose(cont.student.state_dict()[k], v, atol=1e-6), k
+    assert any((restarted.student.state_dict()[k] - v).abs().max() > 1e-4 for k, v in r.student.state_dict().items())
