@@ -288,3 +288,14 @@ python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s32/a-snr-r2 --updat
 # its stage 1 replaces checkpoints/photo-refine1-skew192 (the next continuation starts there):
 python scripts/export_fp16.py runs/s32/a-r1 checkpoints/photo-refine1-skew192/model.safetensors \
   --config checkpoints/photo-refine1-skew192/config.json
+
+# --- 2026-11-29 (fourteenth session). Stage 2 continued from the shipped refiner (runs/s32/a-snr-r2, 93f51cf5):
+#     refine2 --init from a refine2 export now keeps its student and SNR input. The restorer trained too, on the
+#     served (diffusion) prior (joint) or on both priors (anchored), 192 px crops, low SNRs drawn more often
+#     (skew 2.0), 55 min, one thread each, side by side. Held-out (24 CBSD68 192 px crops, 1/7/13 dB) student gain:
+#     joint +0.298, anchored +0.293, the shipped refiner +0.2865 on the same crops.
+for m in joint anchored; do
+  sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --batch 6 --codec runs/photo-served-codec \
+    --channel awgn --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 55 --lr 1.5e-4 --threads 1 --pixel-loss mse \
+    --val 24 --val-every 100 --log-every 25 --stage2 $m --init runs/s32/a-snr-r2 --out runs/s33/$m-r2
+done

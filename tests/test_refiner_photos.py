@@ -6,9 +6,9 @@ re-fits that lost there (-0.3 to +0.0 dB on Kodak crops, sccdm/zoo/README.md) or
 would not. Measured here: +0.34 / +0.30 dB (served / former).
 
 The photo model's refiner (`sc-cdm-paper-photo`, re-fitted on CPU on its codec's outputs) must gain at 0 dB, the
-hardest point for it on Kodak (+0.29 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
-gains nothing. Measured here: +0.42 dB (27.13 -> 27.55; the refiners before: +0.40 (its stage 1 50 min shorter),
-+0.30 (cpu, MSE), +0.25 (L1), +0.21 (paper-s)).
+hardest point for it on Kodak (+0.30 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
+gains nothing. Measured here: +0.46 dB (27.13 -> 27.59; the refiners before: +0.42 (stage 2 without the restorer
+trained), +0.40 (its stage 1 50 min shorter), +0.30 (cpu, MSE), +0.25 (L1), +0.21 (paper-s)).
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_rayleigh_photo_model_refiner_gains_on_fading(folder, tmp_path):
 def test_photo_model_prior_reads_the_snr(folder):
     """`sc-cdm-paper-photo`'s prior also reads the SNR the receiver knows (RefinerConfig.snr_prior): on the two photos
     at AWGN 10 dB, the refiner told the true SNR must beat the same refiner told 0 dB (same S_hat, same diffusion
-    noise). A prior that ignored its SNR input would tie. Measured here: +0.25 vs -0.26 dB over NSF."""
+    noise). A prior that ignored its SNR input would tie. Measured here: +0.29 vs -0.16 dB over NSF."""
     import sccdm.zoo as zoo
     from sccdm.channels import ChannelConfig
     from sccdm.data import image_to_tensor, load_photo_folder
