@@ -299,3 +299,8 @@ for m in joint anchored; do
     --channel awgn --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 55 --lr 1.5e-4 --threads 1 --pixel-loss mse \
     --val 24 --val-every 100 --log-every 25 --stage2 $m --init runs/s32/a-snr-r2 --out runs/s33/$m-r2
 done
+# CBSD68 256 px crops at 0 / 10 dB (scripts/compare_refiners.py): joint +0.225 / +0.297, anchored +0.221 / +0.292,
+# shipped before +0.216 / +0.288; chosen before Kodak: joint
+python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s33/joint-r2 --update --fp16
+# (a next continuation can start from the shipped refiner itself: copy the zoo's refiner.json / refiner.safetensors to
+#  a folder as config.json / model.safetensors and pass it to refine2 --init)
