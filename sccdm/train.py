@@ -64,8 +64,8 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--out", required=True, help="run folder (checkpoint, log, exported weights)")
     p.add_argument("--codec", default=None, help="exported codec folder (refine stages)")
     p.add_argument("--init", default=None,
-                   help="exported run to start from: refine1 for refine2; a refiner, codec or deepjscc run to "
-                        "continue / fine-tune on a new plan")
+                   help="exported run to start from: refine1 for refine2 (a refine2 run continues its student); a "
+                        "refiner, codec or deepjscc run to continue / fine-tune on a new plan")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=float, default=None, help="plan in steps: this many epochs (default 10)")
     budget.add_argument("--minutes", type=float, default=None, help="plan in training time: this many minutes")
