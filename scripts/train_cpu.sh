@@ -304,3 +304,12 @@ done
 python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s33/joint-r2 --update --fp16
 # (a next continuation can start from the shipped refiner itself: copy the zoo's refiner.json / refiner.safetensors to
 #  a folder as config.json / model.safetensors and pass it to refine2 --init)
+# stage 2 continued once more, 45 min at lr 1e-4, from the shipped refiner (a zoo copy as above in runs/s33/shipped):
+# held-out +0.3007 vs +0.298; not measured on CBSD68 / Kodak this session. Its fp16 is kept in
+# checkpoints/photo-refine2-joint2 (compare it next with scripts/compare_refiners.py; it is a refine2 export, so
+# refine2 --init continues it)
+sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --batch 6 --codec runs/photo-served-codec \
+  --channel awgn --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 45 --lr 1e-4 --threads 1 --pixel-loss mse \
+  --val 24 --val-every 100 --log-every 25 --stage2 joint --init runs/s33/shipped --out runs/s33/joint2-r2
+python scripts/export_fp16.py runs/s33/joint2-r2 checkpoints/photo-refine2-joint2/model.safetensors \
+  --config checkpoints/photo-refine2-joint2/config.json
