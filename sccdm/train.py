@@ -200,7 +200,7 @@ def _build(stage: str, preset: str, args) -> tuple[torch.nn.Module, dict, torch.
 
 
 def _init_stage(folder: str) -> str | None:
-    """The stage an exported run was trained by (its config's ``training.stage``; None for zoo copies without it)."""
+    """The stage an exported run was trained by (its config's ``training.stage``; None without a training record)."""
     cfg = json.loads((Path(folder) / "config.json").read_text())
     return (cfg.get("training") or {}).get("stage")
 
