@@ -313,3 +313,21 @@ sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --
   --val 24 --val-every 100 --log-every 25 --stage2 joint --init runs/s33/shipped --out runs/s33/joint2-r2
 python scripts/export_fp16.py runs/s33/joint2-r2 checkpoints/photo-refine2-joint2/model.safetensors \
   --config checkpoints/photo-refine2-joint2/config.json
+# CBSD68 256 px crops at 0 / 10 dB (scripts/compare_refiners.py, fp16): +0.229 / +0.298 (shipped +0.225 / +0.297)
+
+# --- 2026-11-29 (fifteenth session). sc-cdm-paper-photo's stage 2 continued a third time, 50 min at lr 1e-4 from the
+#     run above (runs/s33/joint2-r2): CBSD68 256 px crops at 0 / 10 dB +0.232 / +0.299 (shipped +0.225 / +0.297).
+#     Not shipped yet (the Kodak/CBSD68 rows did not fit beside the Rayleigh ones); its fp16 replaces
+#     checkpoints/photo-refine2-joint2 as checkpoints/photo-refine2-joint3 (refine2 --init continues it).
+sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --batch 6 --codec runs/photo-served-codec \
+  --channel awgn --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 50 --lr 1e-4 --threads 1 --pixel-loss mse \
+  --val 24 --val-every 100 --log-every 25 --stage2 joint --init runs/s33/joint2-r2 --out runs/s34/joint3-r2
+python scripts/export_fp16.py runs/s34/joint3-r2 checkpoints/photo-refine2-joint3/model.safetensors \
+  --config checkpoints/photo-refine2-joint3/config.json
+# sc-cdm-paper-photo-rayleigh's refiner: the shipped AWGN photo refiner (cpu-deep, SNR prior; a zoo copy in
+# runs/s33/shipped) fine-tuned on this codec's Rayleigh block-fading outputs, stage 2 joint, 50 min, one thread
+# (runs/photo-rayleigh-codec = the zoo's sc-cdm-paper-photo-rayleigh codec.json / codec.safetensors as config.json /
+# model.safetensors)
+sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --batch 6 --codec runs/photo-rayleigh-codec \
+  --channel rayleigh --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 50 --lr 1.5e-4 --threads 1 --pixel-loss mse \
+  --val 24 --val-every 100 --log-every 25 --stage2 joint --init runs/s33/shipped --out runs/s34/ray-joint-r2
