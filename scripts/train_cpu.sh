@@ -317,17 +317,23 @@ python scripts/export_fp16.py runs/s33/joint2-r2 checkpoints/photo-refine2-joint
 
 # --- 2026-11-29 (fifteenth session). sc-cdm-paper-photo's stage 2 continued a third time, 50 min at lr 1e-4 from the
 #     run above (runs/s33/joint2-r2): CBSD68 256 px crops at 0 / 10 dB +0.232 / +0.299 (shipped +0.225 / +0.297).
-#     Not shipped yet (the Kodak/CBSD68 rows did not fit beside the Rayleigh ones); its fp16 replaces
-#     checkpoints/photo-refine2-joint2 as checkpoints/photo-refine2-joint3 (refine2 --init continues it).
+#     Shipped for both photo models (below); refine2 --init continues it from a zoo copy of the refiner.
 sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --batch 6 --codec runs/photo-served-codec \
   --channel awgn --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 50 --lr 1e-4 --threads 1 --pixel-loss mse \
   --val 24 --val-every 100 --log-every 25 --stage2 joint --init runs/s33/joint2-r2 --out runs/s34/joint3-r2
-python scripts/export_fp16.py runs/s34/joint3-r2 checkpoints/photo-refine2-joint3/model.safetensors \
-  --config checkpoints/photo-refine2-joint3/config.json
-# sc-cdm-paper-photo-rayleigh's refiner: the shipped AWGN photo refiner (cpu-deep, SNR prior; a zoo copy in
-# runs/s33/shipped) fine-tuned on this codec's Rayleigh block-fading outputs, stage 2 joint, 50 min, one thread
-# (runs/photo-rayleigh-codec = the zoo's sc-cdm-paper-photo-rayleigh codec.json / codec.safetensors as config.json /
-# model.safetensors)
+# sc-cdm-paper-photo-rayleigh's refiner. Tried: the shipped AWGN photo refiner (a zoo copy in runs/s33/shipped) fine-tuned
+# on this codec's Rayleigh block-fading outputs, stage 2 joint, 50 min, one thread beside the run above (runs/photo-rayleigh-codec
+# = the zoo's sc-cdm-paper-photo-rayleigh codec.json / codec.safetensors as config.json / model.safetensors;
+# log training_logs/refine2-photo-rayleigh-cpu-deep-joint.jsonl):
 sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --batch 6 --codec runs/photo-rayleigh-codec \
   --channel rayleigh --snr-min -1 --snr-max 16 --snr-skew 2.0 --minutes 50 --lr 1.5e-4 --threads 1 --pixel-loss mse \
   --val 24 --val-every 100 --log-every 25 --stage2 joint --init runs/s33/shipped --out runs/s34/ray-joint-r2
+# Rayleigh, this codec, gain over NSF: CBSD68 256 px crops at 0 / 10 dB (compare_refiners.py --channel rayleigh) and
+# held-out 128 px crops at 1 / 7 / 13 dB (holdout_refiner.py --channel rayleigh):
+#   shipped before (d696ddc0, cpu preset, Rayleigh-fitted)   +0.118 / +0.206   +0.186
+#   AWGN photo refiner 8573ffff, unchanged                    +0.160 / +0.257   +0.214
+#   the Rayleigh fine-tune above                              +0.166 / +0.231   +0.217
+#   joint3 (AWGN-trained, above), unchanged                   +0.167 / +0.260   +0.217   <- shipped
+python -m sccdm.zoo.publish sc-cdm-paper-photo-rayleigh refiner=runs/s34/joint3-r2 --update --fp16
+python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s34/joint3-r2 --update --fp16
+# (then the Rayleigh entry's refiner was pointed at ../sc-cdm-paper-photo/refiner.safetensors: one file for both)

@@ -6,8 +6,9 @@ re-fits that lost there (-0.3 to +0.0 dB on Kodak crops, sccdm/zoo/README.md) or
 would not. Measured here: +0.34 / +0.30 dB (served / former).
 
 The photo model's refiner (`sc-cdm-paper-photo`, re-fitted on CPU on its codec's outputs) must gain at 0 dB, the
-hardest point for it on Kodak (+0.30 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
-gains nothing. Measured here: +0.46 dB (27.13 -> 27.59; the refiners before: +0.42 (stage 2 without the restorer
+hardest point for it on Kodak (+0.31 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
+gains nothing. Measured here: +0.48 dB (27.13 -> 27.61; the refiners before: +0.46 (50 min less of joint stage 2),
++0.42 (stage 2 without the restorer
 trained), +0.40 (its stage 1 50 min shorter), +0.30 (cpu, MSE), +0.25 (L1), +0.21 (paper-s)).
 """
 from __future__ import annotations
@@ -73,9 +74,10 @@ def test_photo_model_refiner_gains_at_0_db(folder, tmp_path):
 
 
 def test_rayleigh_photo_model_refiner_gains_on_fading(folder, tmp_path):
-    """`sc-cdm-paper-photo-rayleigh`'s refiner, re-fitted on CPU on its own codec's Rayleigh outputs, on the two photos
-    at Rayleigh 5 dB (one fade per photo, MMSE): it must gain; an identity refiner gains nothing. Measured here:
-    +0.34 dB (the AWGN-trained `paper-s` refiner it replaced: +0.25)."""
+    """`sc-cdm-paper-photo-rayleigh`'s refiner (the AWGN photo refiner's stage 2 continued; its prior reads the
+    effective SNR after the fade) on the two photos at Rayleigh 5 dB (one fade per photo, MMSE): it must gain; an
+    identity refiner gains nothing. Measured here: +0.49 dB (the Rayleigh-fitted `cpu` refiner it replaced: +0.34; the
+    AWGN-trained `paper-s` before that: +0.25)."""
     data, md = _run(folder, tmp_path / "fading", "sc-cdm-paper-photo-rayleigh", ["sc-cdm-paper-photo-rayleigh"], "5",
                     channel="rayleigh")
     (row,) = data["rows"]
@@ -87,7 +89,7 @@ def test_rayleigh_photo_model_refiner_gains_on_fading(folder, tmp_path):
 def test_photo_model_prior_reads_the_snr(folder):
     """`sc-cdm-paper-photo`'s prior also reads the SNR the receiver knows (RefinerConfig.snr_prior): on the two photos
     at AWGN 10 dB, the refiner told the true SNR must beat the same refiner told 0 dB (same S_hat, same diffusion
-    noise). A prior that ignored its SNR input would tie. Measured here: +0.29 vs -0.16 dB over NSF."""
+    noise). A prior that ignored its SNR input would tie. Measured here: +0.30 vs -0.21 dB over NSF."""
     import sccdm.zoo as zoo
     from sccdm.channels import ChannelConfig
     from sccdm.data import image_to_tensor, load_photo_folder
