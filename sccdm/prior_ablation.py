@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from .channels import ChannelConfig, apply_channel, equalize
+from .channels import ChannelConfig
 from .metrics import psnr
-from .pipeline import SCCDM, decode, encode
+from .pipeline import SCCDM, simulate
 
 __all__ = ["prior_ablation"]
 
@@ -47,10 +47,8 @@ def prior_ablation(model: SCCDM, images: torch.Tensor, channel: str = "awgn", sn
     for i in range(0, len(images), batch):
         x = images[i:i + batch]
         g = torch.Generator().manual_seed(seed * 100003 + i)
-        frame = encode(model, x, snr_db)
-        rx = apply_channel(frame.symbols, cfg, g)
-        z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, cfg.csi if channel != "awgn" else "none", rx.mask)
-        s_hat = decode(model, z_hat, frame.latent_shape, frame.image_size, eff)["s_hat"].clamp(0, 1)
+        link = simulate(model, x, cfg, g)
+        s_hat, eff = link["s_hat"].clamp(0, 1), link["eff_snr_db"]
         zg = torch.Generator().manual_seed(seed * 100019 + i)
         z_start = torch.randn(x.shape[0], r.cfg.prior_dim, generator=zg)
         z_served = r.student_prior(s_hat, z_start=z_start, snr_db=eff)

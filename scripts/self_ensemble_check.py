@@ -18,10 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sccdm.channels import ChannelConfig, apply_channel, equalize  # noqa: E402
+from sccdm.channels import ChannelConfig  # noqa: E402
 from sccdm.holdout import holdout_photos  # noqa: E402
 from sccdm.metrics import psnr  # noqa: E402
-from sccdm.pipeline import SCCDM, decode, encode  # noqa: E402
+from sccdm.pipeline import SCCDM, simulate  # noqa: E402
 from sccdm.weights import load_model_dir  # noqa: E402
 
 
@@ -65,10 +65,8 @@ def main(argv=None) -> int:
         t0, sums = time.time(), dict.fromkeys(("nsf", 1, 2, 4, 8), 0.0)
         for i in range(0, len(images), 4):
             x = images[i:i + 4]
-            frame = encode(model, x, snr)
-            rx = apply_channel(frame.symbols, ChannelConfig(kind="awgn", snr_db=snr), torch.Generator().manual_seed(i))
-            z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, "none", rx.mask)
-            s_hat = decode(model, z_hat, frame.latent_shape, frame.image_size, eff)["s_hat"].clamp(0, 1)
+            link = simulate(model, x, ChannelConfig(kind="awgn", snr_db=snr), torch.Generator().manual_seed(i))
+            s_hat, eff = link["s_hat"].clamp(0, 1), link["eff_snr_db"]
             z_start = torch.randn(x.shape[0], ref.cfg.prior_dim, generator=torch.Generator().manual_seed(i))
             prior = ref.student_prior(s_hat, z_start=z_start, snr_db=eff)
             outs = [_inverse(ref.restorer(_forward(s_hat, j), prior), j) for j in range(8)]
