@@ -1,4 +1,5 @@
-"""The separate-coding baselines: header-less JPEG, JPEG + CRC + 5G LDPC + QPSK (Sionna), the separation bound."""
+"""The separate-coding baselines: header-less JPEG, JPEG + CRC + 5G LDPC + QPSK (Sionna), the separation reference
+(the best image codec file that fits the capacity)."""
 from __future__ import annotations
 
 import math
@@ -141,7 +142,7 @@ def test_schemes_interface_shapes(photos):
         assert out["channel_uses"].shape == (len(photos),) and int(out["channel_uses"].max()) <= 256
 
 
-# --- separation bound ---------------------------------------------------------------------------------
+# --- separation reference -----------------------------------------------------------------------------
 
 def test_pillow_codecs_present():
     assert "jpeg-payload" in available_codecs()
