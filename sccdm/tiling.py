@@ -208,7 +208,7 @@ def refine(model, s_hat: torch.Tensor, generator: torch.Generator | None = None,
            z_start: torch.Tensor | None = None, tile_pixels: int | None = None, snr_db=None) -> torch.Tensor:
     """The refiner on S_hat float [B, 3, H, W] -> float [B, 3, H, W] in [0, 1], tiled above ``tile_pixels``.
 
-    Untiled: exactly ``model.refine(s_hat, generator)`` (or ``model.refiner(s_hat, z_start=...)``
+    Untiled: exactly ``model.refine(s_hat, generator, snr_db)`` (or ``model.refiner(s_hat, z_start=...)``
     when ``z_start`` float [B, prior_dim] is given). Tiled: the same prior Z from the whole S_hat
     (same random draw), then the restorer on overlapping tiles. snr_db: float [B], for ``snr_prior`` refiners.
     """

@@ -337,3 +337,21 @@ sccdm train refine2 --preset cpu-deep --data runs/s27/photos/train --crop 192 --
 python -m sccdm.zoo.publish sc-cdm-paper-photo-rayleigh refiner=runs/s34/joint3-r2 --update --fp16
 python -m sccdm.zoo.publish sc-cdm-paper-photo refiner=runs/s34/joint3-r2 --update --fp16
 # (then the Rayleigh entry's refiner was pointed at ../sc-cdm-paper-photo/refiner.safetensors: one file for both)
+
+# --- 2026-11-29 (sixteenth session). sc-cdm-cpu's CIFAR refiner with the photo refiner's recipe: grown to cpu-deep,
+#     an SNR input to the prior (--snr-prior), stage 2 training the restorer on the served prior (--stage2 joint, MSE),
+#     low SNRs drawn more often; 75 min on one thread from the shipped refiner (runs/s35/cif-ref = the zoo's sc-cdm-cpu
+#     refiner.json / refiner.safetensors as config.json / model.safetensors; runs/s35/cif-codec likewise its codec).
+#     Held-out gain (500 test images) +0.196 vs +0.137 for the shipped one; shipped (log refine2-cpu-deep-snr-joint.jsonl)
+sccdm train refine2 --preset cpu-deep --data data --codec runs/s35/cif-codec --init runs/s35/cif-ref --channel awgn \
+  --snr-prior --stage2 joint --pixel-loss mse --snr-skew 1.6 --minutes 75 --batch 32 --lr 3e-4 --threads 1 --val 500 \
+  --val-every 600 --out runs/s35/cif-deep-snrj-r2
+python -m sccdm.zoo.publish sc-cdm-cpu refiner=runs/s35/cif-deep-snrj-r2 --update --fp16
+# beside it, a bigger restorer: sc-cdm-paper-awgn's paper-s refiner (10 M parameters) re-fitted on this codec, stage 1
+# 35 min then the same stage 2, 32 min (stopped in its final validation): held-out teacher gain +0.34, served +0.132
+# at step 600 of 700; not shipped (logs refine1-cpu-paper-s.jsonl, refine2-cpu-paper-s-snr-joint.jsonl)
+sccdm train refine1 --preset paper-s --data data --codec runs/s35/cif-codec --init runs/s35/paper-ref --channel awgn \
+  --minutes 35 --batch 32 --lr 3e-4 --threads 1 --val 500 --val-every 400 --out runs/s35/ps-r1
+sccdm train refine2 --preset paper-s --data data --codec runs/s35/cif-codec --init runs/s35/ps-r1 --channel awgn \
+  --snr-prior --stage2 joint --pixel-loss mse --snr-skew 1.6 --minutes 32 --batch 32 --lr 3e-4 --threads 1 --val 500 \
+  --val-every 300 --out runs/s35/ps-snrj-r2

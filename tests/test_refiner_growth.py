@@ -12,9 +12,9 @@ from sccdm.models.refine import REFINER_PRESETS, Refiner, grow_state_dict
 
 @pytest.fixture(scope="module")
 def shipped():
-    """A trained refiner of the shallow `cpu` preset without the SNR input (`sc-cdm-cpu`'s; the photo models' were
-    grown from one like it)."""
-    r = zoo.load("sc-cdm-cpu").refiner.float().eval()
+    """A trained refiner of the shallow `cpu` preset without the SNR input (`sc-cdm-cpu-rayleigh`'s; the photo
+    models' and `sc-cdm-cpu`'s were grown from ones like it)."""
+    r = zoo.load("sc-cdm-cpu-rayleigh").refiner.float().eval()
     assert not r.cfg.snr_prior
     return r
 

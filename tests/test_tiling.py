@@ -93,7 +93,7 @@ def test_small_images_bit_identical(model, size, monkeypatch):
     z_hat, eff = equalize(rx.y, rx.h, rx.noise_var, cfg.csi, rx.mask)
     with torch.no_grad():
         s_hat = model.decode(symbols_to_latent(z_hat, frame.latent_shape), eff, frame.image_size)
-        x_hat = model.refine(s_hat, generator=torch.Generator().manual_seed(2))
+        x_hat = model.refine(s_hat, generator=torch.Generator().manual_seed(2), snr_db=eff)
     for out in outs:
         assert torch.equal(out["s_hat"], s_hat) and torch.equal(out["x_hat"], x_hat)
 
