@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
+MODEL = "sc-cdm-cpu"  # both paths run it (the networked requests name it)
 
 
 def images(size: int, n: int) -> list[tuple[bytes, np.ndarray]]:
@@ -107,9 +108,13 @@ class _Workers:
 
     def net(self, job):
         i, (png, _) = job
+        # named: the gateway would otherwise pick the photo model for the 256 px crops, and the in-process rows
+        # run MODEL
         r = self.client.post("/v1/transmit", files={"image": ("x.png", png, "image/png")},
-                             data={"snr_db": "10", "seed": str(i), "refine": str(self.refine).lower()})
+                             data={"snr_db": "10", "seed": str(i), "refine": str(self.refine).lower(),
+                                   "model": MODEL})
         r.raise_for_status()
+        assert r.json()["model"] == MODEL, r.json()["model"]
         return r.json()["timings_ms"]["receiver_batch_requests"]
 
     def _simulate(self, i: int, arrs) -> int:
@@ -168,10 +173,10 @@ def _markdown(report: dict, refine: bool) -> str:
           f"- command: `{report['command']}`", f"- date: {report['date']} (commit {report['commit']})",
           f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), no GPU; "
           f"load average at start {m['loadavg_at_start']}",
-          f"- workload: sc-cdm-cpu, AWGN 10 dB, refinement {'on' if refine else 'off'}, one image per request, "
-          f"crops of scikit-image's astronaut; networked = HTTP POST /v1/transmit through gateway -> transmitter -> "
-          f"channel -> receiver (all on this machine); in-process = `sccdm.pipeline.simulate` per image from the "
-          f"same number of client threads",
+          f"- workload: {MODEL} (named in every request), AWGN 10 dB, refinement {'on' if refine else 'off'}, "
+          f"one image per request, crops of scikit-image's astronaut; networked = HTTP POST /v1/transmit through "
+          f"gateway -> transmitter -> channel -> receiver (all on this machine); in-process = "
+          f"`sccdm.pipeline.simulate` per image from the same number of client threads",
           ]
     if report["note"]:
         md.append(f"- note: {report['note']}")
@@ -221,7 +226,7 @@ def main(argv=None) -> int:
     with Stack(gateway_port=0, env={"SCCDM_DEVICE": "cpu", "SCCDM_LOG_LEVEL": "WARNING"}) as stack:
         client = httpx.Client(base_url=stack.gateway_url, timeout=600,
                               limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
-        w = _Workers(client, zoo.load("sc-cdm-cpu", device="cpu"), ChannelConfig("awgn", 10.0), refine)
+        w = _Workers(client, zoo.load(MODEL, device="cpu"), ChannelConfig("awgn", 10.0), refine)
         for size in args.sizes:
             warm = list(enumerate(images(size, 4)))
             drive(w.net, warm, 2)
@@ -233,7 +238,7 @@ def main(argv=None) -> int:
     script = str(Path(sys.argv[0]).relative_to(ROOT) if Path(sys.argv[0]).is_absolute() else sys.argv[0])
     report = {"command": "python " + " ".join([script] + (argv if argv is not None else sys.argv[1:])),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
-              "machine": machine(), "refine": refine, "channel": "awgn 10 dB", "model": "sc-cdm-cpu",
+              "machine": machine(), "refine": refine, "channel": "awgn 10 dB", "model": MODEL,
               "note": args.note, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving.json").write_text(json.dumps(report, indent=2))
