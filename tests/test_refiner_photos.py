@@ -8,8 +8,8 @@ would not. Measured here: +0.57 / +0.30 dB (served since 2026-11-29 / earlier; t
 The photo model's refiner (`sc-cdm-paper-photo`, re-fitted on CPU on its codec's outputs) must gain at 0 dB, the
 hardest point for it on Kodak (+0.31 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
 gains nothing. Measured here: +0.48 dB (27.13 -> 27.61; the refiners before: +0.46 (50 min less of joint stage 2),
-+0.42 (stage 2 without the restorer
-trained), +0.40 (its stage 1 50 min shorter), +0.30 (cpu, MSE), +0.25 (L1), +0.21 (paper-s)).
++0.42 (stage 2 without the restorer trained), +0.40 (its stage 1 50 min shorter), +0.30 (cpu, MSE), +0.25 (L1),
++0.21 (paper-s)).
 """
 from __future__ import annotations
 
