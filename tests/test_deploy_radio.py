@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 import test_deploy
-from test_deploy import _free_port, _gateway_ready
+from test_deploy import _gateway_ready
+from test_deploy_files import _free_port
 
 PROJECT = "sccdmradio"
 GR_SNR_DB = 15.0
