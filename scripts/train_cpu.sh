@@ -355,3 +355,21 @@ sccdm train refine1 --preset paper-s --data data --codec runs/s35/cif-codec --in
 sccdm train refine2 --preset paper-s --data data --codec runs/s35/cif-codec --init runs/s35/ps-r1 --channel awgn \
   --snr-prior --stage2 joint --pixel-loss mse --snr-skew 1.6 --minutes 32 --batch 32 --lr 3e-4 --threads 1 --val 500 \
   --val-every 300 --out runs/s35/ps-snrj-r2
+
+# --- 2026-11-29 (seventeenth session). That refiner's stage 2 continued 70 min at half the learning rate (it was still
+#     rising): held-out gain +0.209 vs +0.196 (log refine2-cpu-deep-snr-joint-2.jsonl); shipped, and served by the two
+#     Rayleigh entries too (their refiner parts name ../sc-cdm-cpu/refiner.*): on their fading outputs it beats their
+#     former refiners and a twin trained 65 min on Rayleigh from the same start (held-out, 500 test images, 1/7/13 dB):
+#                                          block fading (sc-cdm-cpu-rayleigh)   fast fading (-fast, CSI map)
+#       former refiners (4f6271a0 / 2ccf00b5)      +0.102                            +0.129
+#       runs/s35/cif-deep-snrj-r2, unchanged       +0.158                              -
+#       the Rayleigh twin (runs/s36/ray-r1)        +0.163                            +0.184
+#       runs/s36/cif-r3 (AWGN)                     +0.167                            +0.195   <- shipped
+#     (runs/s36/ray-codec = sc-cdm-cpu-rayleigh's codec as a run folder; log refine2-cpu-deep-snr-joint-rayleigh.jsonl)
+sccdm train refine2 --preset cpu-deep --data data --codec runs/s35/cif-codec --init runs/s35/cif-deep-snrj-r2 --channel awgn \
+  --snr-prior --stage2 joint --pixel-loss mse --snr-skew 1.6 --minutes 70 --batch 32 --lr 1.5e-4 --threads 1 --val 500 \
+  --val-every 600 --out runs/s36/cif-r3
+sccdm train refine2 --preset cpu-deep --data data --codec runs/s36/ray-codec --init runs/s35/cif-deep-snrj-r2 \
+  --channel rayleigh --snr-prior --stage2 joint --pixel-loss mse --minutes 65 --batch 32 --lr 1.5e-4 --threads 1 \
+  --val 500 --val-every 600 --out runs/s36/ray-r1
+python -m sccdm.zoo.publish sc-cdm-cpu refiner=runs/s36/cif-r3 --update --fp16

@@ -560,7 +560,7 @@ def test_the_image_install_carries_the_model_weights(tmp_path):
             if f.is_file():
                 assert str(f.relative_to(ROOT)) in names, f"the image would lack {f.relative_to(ROOT)}"
     registry = json.loads((ROOT / "sccdm/zoo/registry.json").read_text())
-    # a part may name another entry's file ("../sc-cdm-cpu-rate/refiner.safetensors": shared, not copied)
+    # a part may name another entry's file ("../sc-cdm-cpu/refiner.safetensors": shared, not copied)
     needed = {"sccdm/zoo/registry.json"} | {posixpath.normpath(f"sccdm/zoo/weights/{model}/{spec[key]}")
                                             for model, e in registry.items() for spec in e["parts"].values()
                                             for key in ("file", "config")}

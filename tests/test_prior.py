@@ -6,15 +6,15 @@ Three numbers per model (sccdm.prior_ablation): the refinement gain over NSF wit
 cost of the teacher's prior, which shows the restorer reads its prior at all. The first shipped
 refiner (constant prior: swap costs 0.0014 / 0.0018 dB) fails here, and so does an untrained one.
 
-Issue 9 asks for a served swap cost >= 0.2 dB; the shipped v2 refiners measure 0.01-0.07 dB (the
+Issue 9 asks for a served swap cost >= 0.2 dB; the shipped v2 refiners measure 0.01-0.07 dB on AWGN (the
 student sees only S_hat, so its prior holds little the restorer could not see itself). The teacher's
 prior, which sees the original, costs 0.27+ dB to swap where stage 2 froze the restorer
-(sc-cdm-paper-awgn, sc-cdm-cpu-rayleigh's refiner). sc-cdm-cpu's refiner (2026-11-29) trained its restorer
-on the served prior in stage 2 (``--stage2 joint``): it refines more (+0.197 dB here, was +0.171) but reads
-the teacher's prior less (swap cost 0.084 dB, was 0.73; teacher over the SNR-mean prior +0.059 dB), so
-its thresholds for the teacher are lower. The thresholds below are what the weights meet and what a
-constant prior, an untrained refiner or the previous sc-cdm-cpu refiner cannot; raising them to the
-issue's goal is open work.
+(sc-cdm-paper-awgn). sc-cdm-cpu's refiner (2026-11-29, also served by the two Rayleigh models) trained its
+restorer on the served prior in stage 2 (``--stage2 joint``, 75 + 70 min): it refines more (+0.210 dB here;
++0.197 after the first 75 min, +0.171 before) but reads the teacher's prior less (swap cost 0.089 dB, was
+0.73; teacher over the SNR-mean prior +0.060 dB), so its thresholds for the teacher are lower. The
+thresholds below are what the weights meet and what a constant prior, an untrained refiner or the
+previous sc-cdm-cpu refiners cannot; raising them to the issue's goal is open work.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _two_threads():
 
 # (model, min served swap cost, min teacher swap cost, min refinement gain, min teacher over the SNR-mean prior),
 # dB, AWGN 9 dB, 200 images
-SHIPPED = [("sc-cdm-cpu", 0.01, 0.05, 0.18, 0.03), ("sc-cdm-paper-awgn", 0.03, 0.2, 0.25, 0.1)]
+SHIPPED = [("sc-cdm-cpu", 0.01, 0.05, 0.20, 0.03), ("sc-cdm-paper-awgn", 0.03, 0.2, 0.25, 0.1)]
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +75,13 @@ def test_untrained_refiner_fails_the_check(images):
 
 
 def test_rayleigh_model_refines_fading_outputs(images):
-    """sc-cdm-cpu-rayleigh serves an AWGN refiner (sc-cdm-cpu's former one, re-fitted on an earlier AWGN codec's outputs)
-    on its Rayleigh codec: on those outputs it must still refine and read its prior (measured on these 200 images
-    at Rayleigh 10 dB with the 2026-11-28 codec: +0.125 dB, swap cost 0.015 dB, teacher swap cost 1.17 dB; a
-    refiner trained on an earlier Rayleigh codec's outputs did no better, which is why none is served)."""
+    """sc-cdm-cpu-rayleigh serves sc-cdm-cpu's AWGN-trained refiner on its Rayleigh codec: on those outputs it must
+    still refine and read its prior. Measured on these 200 images at Rayleigh 10 dB: +0.212 dB, served swap cost
+    0.110 dB, teacher swap cost 0.321 dB (the refiner it replaced on 2026-11-29: +0.125, 0.015, 1.17; it fails the
+    first two). Under block fading each image has its own effective SNR, which the prior also reads, so part of
+    the swap cost here is the wrong SNR, not the wrong image."""
     m = zoo.load("sc-cdm-cpu-rayleigh")
     res = prior_ablation(m, images, "rayleigh", 10.0)
-    assert res["refine_gain_db"] >= 0.1, res
-    assert res["swap_cost_db"] >= 0.01, res
+    assert res["refine_gain_db"] >= 0.18, res
+    assert res["swap_cost_db"] >= 0.05, res
     assert res["teacher_swap_cost_db"] >= 0.2, res

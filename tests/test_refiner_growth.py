@@ -12,9 +12,9 @@ from sccdm.models.refine import REFINER_PRESETS, Refiner, grow_state_dict
 
 @pytest.fixture(scope="module")
 def shipped():
-    """A trained refiner of the shallow `cpu` preset without the SNR input (`sc-cdm-cpu-rayleigh`'s; the photo
+    """A trained refiner of the shallow `cpu` preset without the SNR input (`sc-cdm-cpu-rate`'s; the photo
     models' and `sc-cdm-cpu`'s were grown from ones like it)."""
-    r = zoo.load("sc-cdm-cpu-rayleigh").refiner.float().eval()
+    r = zoo.load("sc-cdm-cpu-rate").refiner.float().eval()
     assert not r.cfg.snr_prior
     return r
 

@@ -3,7 +3,8 @@
 Two 256 px photographs (skimage's astronaut and coffee) at AWGN 10 dB through `sc-cdm-cpu`'s codec, restored by
 the served refiner and by an earlier one (2ccf00b5, stored with `sc-cdm-cpu-rate`). Both gain on photographs; the
 re-fits that lost there (-0.3 to +0.0 dB on Kodak crops, sccdm/zoo/README.md) or an untrained (identity) refiner
-would not. Measured here: +0.57 / +0.30 dB (served since 2026-11-29 / earlier; the refiner served before gave +0.34).
+would not. Measured here: +0.57 / +0.30 dB (served since 2026-11-29, that day's second weights / earlier; that day's
+first +0.56, the refiner served before them +0.34).
 
 The photo model's refiner (`sc-cdm-paper-photo`, re-fitted on CPU on its codec's outputs) must gain at 0 dB, the
 hardest point for it on Kodak (+0.31 dB there, benchmarks/results/photos/kodak_awgn.md); an identity refiner
