@@ -373,3 +373,16 @@ sccdm train refine2 --preset cpu-deep --data data --codec runs/s36/ray-codec --i
   --channel rayleigh --snr-prior --stage2 joint --pixel-loss mse --minutes 65 --batch 32 --lr 1.5e-4 --threads 1 \
   --val 500 --val-every 600 --out runs/s36/ray-r1
 python -m sccdm.zoo.publish sc-cdm-cpu refiner=runs/s36/cif-r3 --update --fp16
+
+# --- 2026-11-29 (eighteenth session). Is sc-cdm-cpu's codec plateau capacity? Grown to cpu-deep (depths 2,4, new blocks
+#     the identity) against a control restarted on the same plan, 115 min each on one thread, side by side
+#     (benchmarks/results/core/codec_growth/README.md): NSF on 2,000 test images at 10 dB 28.10 -> 28.16 (control)
+#     / 28.18 (grown). fp16 of the grown one in checkpoints/cpu-deep-codec (not shipped: its refiner is re-fitted next)
+sccdm train codec --preset cpu-deep --data data --init runs/s35/cif-codec --channel awgn --minutes 115 --batch 64 \
+  --lr 1e-4 --warmup 0.02 --threads 1 --val 500 --val-every 1000 --log-every 100 --out runs/s37/grow-deep
+sccdm train codec --preset cpu --data data --init runs/s35/cif-codec --channel awgn --minutes 115 --batch 64 \
+  --lr 1e-4 --warmup 0.02 --threads 1 --val 500 --val-every 1000 --log-every 100 --out runs/s37/grow-control
+# sc-cdm-cpu's refiner re-fitted on the grown codec (stage 2 continued from runs/s36/cif-r3, 33 min)
+sccdm train refine2 --preset cpu-deep --data data --codec runs/s37/grow-deep --init runs/s36/cif-r3 --channel awgn \
+  --snr-prior --stage2 joint --pixel-loss mse --snr-skew 1.6 --minutes 33 --batch 32 --lr 1.5e-4 --threads 1 --val 500 \
+  --val-every 300 --out runs/s37/deep-r1
