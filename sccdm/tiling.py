@@ -12,9 +12,10 @@ untiled calls run unchanged, bit for bit.
   cfg.downscale`` latent pixels, 4 for Swin), so every tile is a latent the decoder accepts
   and its attention windows coincide with those of the whole image. Neighbouring tiles
   overlap by at least ``DECODER_OVERLAP`` image pixels (16 latent pixels for Swin), and the
-  ``DECODER_MARGIN`` pixels next to a tile's inner edge get no weight (4 latent pixels: the
-  reach of the shifted windows is 3), so every output pixel comes from tiles that saw all of
-  its context: the tiled decoder equals the untiled one up to float rounding.
+  pixels next to a tile's inner edge get no weight: at least ``DECODER_MARGIN`` (4 latent pixels), and at least
+  the decoder's reach through its shifted windows (``cfg.decoder_reach``: 3 latent pixels for the ``cpu`` preset,
+  7 for ``paper`` and ``cpu-deep``), so every output pixel comes from tiles that saw all of its context: the tiled
+  decoder equals the untiled one up to float rounding.
 * Refiner: the prior Z (student N1-S2 + the T-step diffusion, ``Refiner.student_prior``) is
   one vector per image; it is computed ONCE from the whole S_hat (the student pools its
   features over the image; it is small enough to see a 2048x2048 image) with the same random
@@ -45,7 +46,7 @@ __all__ = ["DEFAULT_TILE_PIXELS", "DECODER_OVERLAP", "REFINER_OVERLAP", "tile_pi
 
 DEFAULT_TILE_PIXELS = 256 * 256
 DECODER_OVERLAP = 128   # image pixels (16 latent pixels for the Swin codec, 32 for DeepJSCC)
-DECODER_MARGIN = 32     # image pixels next to a tile's inner edge that get no weight (4 latent pixels for Swin)
+DECODER_MARGIN = 32     # image pixels next to a tile's inner edge that get no weight at least (4 latent pixels for Swin)
 REFINER_OVERLAP = 64    # image pixels
 REFINER_MARGIN = 8
 ENV = "SCCDM_TILE_PIXELS"
@@ -168,7 +169,8 @@ def decoder_tiling(cfg, tile_pixels: int) -> dict | None:
     align = max(1, getattr(cfg, "pad_multiple", scale) // scale)   # Swin: the window, in latent pixels
     side = _side(tile_pixels, scale * align) // scale                # latent pixels, a multiple of align
     overlap = min(-(-DECODER_OVERLAP // (scale * align)) * align, side // 2 // align * align)
-    margin = min(-(-DECODER_MARGIN // scale), overlap // 2)
+    # the Swin decoder's own reach (cfg.decoder_reach) when it says it; deeper decoders read further than the minimum
+    margin = min(max(-(-DECODER_MARGIN // scale), getattr(cfg, "decoder_reach", 0)), overlap // 2)
     return {"tile": side, "overlap": overlap, "margin": margin, "align": align, "scale": scale}
 
 

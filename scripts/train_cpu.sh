@@ -386,3 +386,11 @@ sccdm train codec --preset cpu --data data --init runs/s35/cif-codec --channel a
 sccdm train refine2 --preset cpu-deep --data data --codec runs/s37/grow-deep --init runs/s36/cif-r3 --channel awgn \
   --snr-prior --stage2 joint --pixel-loss mse --snr-skew 1.6 --minutes 33 --batch 32 --lr 1.5e-4 --threads 1 --val 500 \
   --val-every 300 --out runs/s37/deep-r1
+
+# --- 2026-11-29 (nineteenth session). The grown codec (runs/s37/grow-deep) 70 min more at half the learning rate, and
+#     the same growth for sc-cdm-cpu-rayleigh's codec (runs/s36/ray-codec = its zoo files as a run folder), side by side
+#     on one thread each
+sccdm train codec --preset cpu-deep --data data --init runs/s37/grow-deep --channel awgn --minutes 70 --batch 64 \
+  --lr 5e-5 --warmup 0.02 --threads 1 --val 500 --val-every 1000 --log-every 100 --out runs/s38/deep2
+sccdm train codec --preset cpu-deep --data data --init runs/s36/ray-codec --channel rayleigh --minutes 70 --batch 64 \
+  --lr 1e-4 --warmup 0.02 --threads 1 --val 500 --val-every 1000 --log-every 100 --out runs/s38/ray-deep

@@ -2,6 +2,8 @@
 the identity, so the grown codec sends and decodes exactly what the trained one did, and they can learn."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -10,13 +12,14 @@ from sccdm.models.swin import SWIN_PRESETS, SwinJSCC, adapt_state_dict
 
 
 def _grown(trained: SwinJSCC) -> SwinJSCC:
-    deep = SwinJSCC(SWIN_PRESETS["cpu-deep"])
+    deep = SwinJSCC(dataclasses.replace(trained.cfg, depths=SWIN_PRESETS["cpu-deep"].depths))
     deep.load_state_dict(adapt_state_dict(deep, trained.state_dict()))  # strict: every weight accounted for
     return deep
 
 
 def test_grown_codec_computes_what_the_trained_one_did():
-    trained = zoo.load("sc-cdm-cpu").codec.float().eval()
+    # sc-cdm-cpu itself was grown this way (2026-11-29); sc-cdm-cpu-rate's codec is a trained one still at cpu depth
+    trained = zoo.load("sc-cdm-cpu-rate").codec.float().eval()
     assert trained.cfg.depths == SWIN_PRESETS["cpu"].depths
     deep = _grown(trained).eval()
     assert len(deep.encoder.stages[1].blocks) == 2 * len(trained.encoder.stages[1].blocks)

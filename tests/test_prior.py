@@ -10,9 +10,11 @@ Issue 9 asks for a served swap cost >= 0.2 dB; the shipped v2 refiners measure 0
 student sees only S_hat, so its prior holds little the restorer could not see itself). The teacher's
 prior, which sees the original, costs 0.27+ dB to swap where stage 2 froze the restorer
 (sc-cdm-paper-awgn). sc-cdm-cpu's refiner (2026-11-29, also served by the two Rayleigh models) trained its
-restorer on the served prior in stage 2 (``--stage2 joint``, 75 + 70 min): it refines more (+0.210 dB here;
-+0.197 after the first 75 min, +0.171 before) but reads the teacher's prior less (swap cost 0.089 dB, was
-0.73; teacher over the SNR-mean prior +0.060 dB), so its thresholds for the teacher are lower. The
+restorer on the served prior in stage 2 (``--stage2 joint``, 75 + 70 min): it refines more (+0.210 dB here on the
+codec it was trained with; +0.197 after the first 75 min, +0.171 before) but reads the teacher's prior less (swap
+cost 0.089 dB, was 0.73; teacher over the SNR-mean prior +0.060 dB), so its thresholds for the teacher are lower.
+On the deeper codec served since 2026-11-29 (nineteenth session; 0.10 dB better decoder output, so less left to
+restore) it measures +0.183 dB, swap costs 0.017 / 0.092 dB, teacher over the SNR-mean prior +0.061 dB. The
 thresholds below are what the weights meet and what a constant prior, an untrained refiner or the
 previous sc-cdm-cpu refiners cannot; raising them to the issue's goal is open work.
 """
@@ -39,7 +41,7 @@ def _two_threads():
 
 # (model, min served swap cost, min teacher swap cost, min refinement gain, min teacher over the SNR-mean prior),
 # dB, AWGN 9 dB, 200 images
-SHIPPED = [("sc-cdm-cpu", 0.01, 0.05, 0.20, 0.03), ("sc-cdm-paper-awgn", 0.03, 0.2, 0.25, 0.1)]
+SHIPPED = [("sc-cdm-cpu", 0.01, 0.05, 0.17, 0.03), ("sc-cdm-paper-awgn", 0.03, 0.2, 0.25, 0.1)]
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +78,9 @@ def test_untrained_refiner_fails_the_check(images):
 
 def test_rayleigh_model_refines_fading_outputs(images):
     """sc-cdm-cpu-rayleigh serves sc-cdm-cpu's AWGN-trained refiner on its Rayleigh codec: on those outputs it must
-    still refine and read its prior. Measured on these 200 images at Rayleigh 10 dB: +0.212 dB, served swap cost
-    0.110 dB, teacher swap cost 0.321 dB (the refiner it replaced on 2026-11-29: +0.125, 0.015, 1.17; it fails the
-    first two). Under block fading each image has its own effective SNR, which the prior also reads, so part of
+    still refine and read its prior. Measured on these 200 images at Rayleigh 10 dB: +0.203 dB, served swap cost
+    0.110 dB, teacher swap cost 0.323 dB (on the Rayleigh codec before 2026-11-29's deeper one: +0.212, 0.110, 0.321;
+    the refiner it replaced on 2026-11-29: +0.125, 0.015, 1.17; it fails the first two). Under block fading each image has its own effective SNR, which the prior also reads, so part of
     the swap cost here is the wrong SNR, not the wrong image."""
     m = zoo.load("sc-cdm-cpu-rayleigh")
     res = prior_ablation(m, images, "rayleigh", 10.0)

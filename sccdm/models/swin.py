@@ -302,6 +302,22 @@ class SwinJSCCConfig(LatentGeometry):
     def pad_multiple(self) -> int:
         return self.downscale * self.window
 
+    @property
+    def decoder_reach(self) -> int:
+        """Latent pixels next to a cut on the window grid whose decoded pixels depend on latent beyond the cut: the
+        margin a tiled decoder must drop to equal the untiled one (3 for the ``cpu`` preset, 7 for ``paper`` and
+        ``cpu-deep``). Attention mixes whole windows and everything else is per pixel, so the context reaching
+        across the cut grows window by window: to the next window boundary at each block, the boundaries shifting
+        by half a window in every second block, and doubling in pixels at each patch expansion."""
+        w, reach = self.window, 0
+        for i, depth in enumerate(reversed(self.depths)):  # the decoder's stages, latent level first
+            reach *= 2 if i else 1
+            for b in range(depth):
+                offset = w // 2 if b % 2 else 0               # where this block's window boundaries lie
+                if reach or offset:                            # an aligned block keeps an untouched cut clean
+                    reach = offset + -(-(max(reach, 1) - offset) // w) * w
+        return -(-reach // 2 ** (len(self.depths) - 1))
+
     def latent_shape(self, height: int, width: int, channels: int | None = None) -> tuple[int, int, int]:
         """(C, h, w) of the latent sent for an H x W image, after padding (C: ``channels`` if given)."""
         m = self.pad_multiple
