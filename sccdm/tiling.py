@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_TILE_PIXELS", "DECODER_OVERLAP", "REFINER_OVERLAP", "tile_pi
 
 DEFAULT_TILE_PIXELS = 256 * 256
 DECODER_OVERLAP = 128   # image pixels (16 latent pixels for the Swin codec, 32 for DeepJSCC)
-DECODER_MARGIN = 32     # image pixels next to a tile's inner edge that get no weight at least (4 latent pixels for Swin)
+DECODER_MARGIN = 32     # at least this many image pixels next to a tile's inner edge get no weight (4 latent px for Swin)
 REFINER_OVERLAP = 64    # image pixels
 REFINER_MARGIN = 8
 ENV = "SCCDM_TILE_PIXELS"

@@ -2,9 +2,10 @@
 on the same images and channel draws. Random weights, or a model on the wrong channel, miss these margins.
 
 sc-cdm-cpu-rayleigh-fast (per-symbol fading, reads each symbol's SNR) vs sc-cdm-cpu-rayleigh (one h per image),
-1,000 test images, decoder output (benchmarks/results/csi_map.md): +0.45 / +0.61 / +0.56 / +0.30 dB on fast
-fading at 0 / 5 / 10 / 15 dB; on block fading -0.09 / -0.07 / -0.11 / -0.23 dB (the block model's codec has 165
-more AWGN minutes behind it than the fast one's).
+1,000 test images, decoder output (benchmarks/results/csi_map.md): +0.40 / +0.58 / +0.57 / +0.28 dB on fast
+fading at 0 / 5 / 10 / 15 dB; on block fading -0.14 / -0.12 / -0.15 / -0.27 dB (the block model's codec has 165
+more AWGN minutes behind it than the fast one's, and since 2026-11-29 twice the blocks at H/8 and 70 more
+Rayleigh minutes; before that -0.09 / -0.07 / -0.11 / -0.23).
 """
 from __future__ import annotations
 
@@ -38,11 +39,12 @@ def test_fast_fading_model_beats_the_block_one_on_fast_fading(images):
 
 
 def test_fast_fading_model_stays_near_the_block_one_on_block_fading(images):
-    """Per-symbol fading covers block fading's deep fades too: at 5 dB the fast model stays within 0.1 dB of
-    the block model on block fading (-0.07 dB, 1,000 images). The gap is -0.09 / -0.11 / -0.23 dB at 0 / 10 /
-    15 dB, where the block model's longer-trained AWGN start shows."""
+    """Per-symbol fading covers block fading's deep fades too: at 5 dB the fast model stays within 0.2 dB of
+    the block model on block fading (-0.12 dB, 1,000 images; -0.10 on these 300). The gap is -0.14 / -0.15 /
+    -0.27 dB at 0 / 10 / 15 dB, where the block model's longer training shows. The AWGN model, not trained on
+    fading, is 2.5 dB or more behind the block model at 6 dB and below (core/eval_rayleigh_awgn-models.md)."""
     fast, block = (_nsf(n, images, "block", 5.0) for n in ("sc-cdm-cpu-rayleigh-fast", "sc-cdm-cpu-rayleigh"))
-    assert fast > block - 0.1 and fast > 20.0, (fast, block)
+    assert fast > block - 0.2 and fast > 20.0, (fast, block)
 
 
 def test_fast_fading_model_reads_each_symbols_snr(images):
