@@ -311,7 +311,8 @@ class SwinJSCCConfig(LatentGeometry):
         by half a window in every second block, and doubling in pixels at each patch expansion."""
         w, reach = self.window, 0
         for i, depth in enumerate(reversed(self.depths)):  # the decoder's stages, latent level first
-            reach *= 2 if i else 1
+            if i:
+                reach *= 2                                     # patch expansion: twice the pixels
             for b in range(depth):
                 offset = w // 2 if b % 2 else 0               # where this block's window boundaries lie
                 if reach or offset:                            # an aligned block keeps an untouched cut clean
